@@ -1,0 +1,14 @@
+//! ranged: a small, uncrashable HTTP/1.1 file server built for resumable downloads.
+//!
+//! The crate is split into a pure core (parsing and deciding, no I/O), a thin
+//! file-system layer (`serve`), and a connection layer (`engine`) that owns the
+//! sockets. `message` is the only thing the core and the engine share.
+
+pub mod conditional;
+pub mod fs_path;
+pub mod listing;
+pub mod message;
+pub mod mime;
+pub mod multipart;
+pub mod range;
+pub mod validators;
