@@ -1,7 +1,22 @@
 //! Request-target to file-system path: percent-decoding exactly once, refusing
 //! hostile paths (http-semantics §4), and containment under the served root.
+//!
+//! Step 1 of the request pipeline, in three calls:
+//!
+//! 1. [`decode`] turns the raw origin-form target into a clean absolute path
+//!    (`/a%20b/?x=1` → `/a b/`) or a [`PathError`] (→ 400, http-semantics §6
+//!    rows 22–23). Pure.
+//! 2. [`has_dotfile`] tells the caller whether a segment is hidden (served only
+//!    when the operator opts in, http-semantics §4). Pure.
+//! 3. [`locate`] maps the decoded path under the canonical root, canonicalises
+//!    it and checks containment (symlinks out of the root → 404). Touches the
+//!    file system, nothing else.
+//!
+//! [`encode_path`] is the inverse of [`decode`] for `Location` headers and the
+//! links of a directory listing: `decode(&encode_path(d)) == Ok(d)` for every
+//! `d` that `decode` returns.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Why a request path is refused with 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,17 +37,522 @@ pub enum PathError {
     NotUtf8,
 }
 
+/// Decodes a raw request-target (origin-form, as sent) into an absolute path.
+///
+/// * `?query` and, defensively, `#fragment` are cut off first (RFC 9112 §3.2.1:
+///   `origin-form = absolute-path [ "?" query ]`; a fragment is never sent).
+/// * The rest must start with `/` (`*`, `http://x/`, `a` → [`PathError::NotOrigin`]).
+/// * Percent-escapes are decoded exactly once (`%2541` → `%41`), so an escape
+///   cannot smuggle a second round of decoding past these checks.
+/// * Refused, per http-semantics §4: NUL, `\`, `%2F`, any `..` segment (raw or
+///   decoded; we never clamp like Go's `path.Clean`, §6 row 23), bad escapes,
+///   non-UTF-8 results. With several faults, the leftmost wins, and
+///   [`PathError::NotUtf8`] only when nothing else is wrong.
+/// * `.` and empty segments are dropped (`//a/./b` → `/a/b`): they name the
+///   same resource (RFC 3986 §5.2.4 removes `.`; `//` is how Unix reads it).
+/// * A trailing `/` is kept, and a dropped last segment counts as one
+///   (`/a/.` → `/a/`, as RFC 3986 §5.2.4), because a directory is listed at
+///   `/a/` but redirected from `/a`.
+/// * `...` and other names that merely start with dots are ordinary names
+///   (a file may be called `...`); only exactly `..` climbs. They are hidden
+///   files all the same, see [`has_dotfile`].
+///
+/// The result starts with `/`, has no empty, `.` or `..` segment, no NUL or
+/// `\`, and is never longer than `target`; it is the only allocation.
+///
+/// ```
+/// use ranged::fs_path::{decode, PathError};
+/// assert_eq!(decode("/a%20b/?x=1").as_deref(), Ok("/a b/"));
+/// assert_eq!(decode("/%2e%2e/etc/passwd"), Err(PathError::DotDot));
+/// ```
 pub fn decode(target: &str) -> Result<String, PathError> {
-    let _ = target;
-    todo!()
+    let path = match target.find(['?', '#']) {
+        Some(end) => &target[..end],
+        None => target,
+    };
+    let Some(segments) = path.strip_prefix('/') else {
+        return Err(PathError::NotOrigin);
+    };
+    // Decoding only shrinks a segment, and each kept segment reuses the `/`
+    // before it, so the output never outgrows the input.
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    let mut ends_in_slash = false;
+    for segment in segments.split('/') {
+        let start = out.len();
+        out.push(b'/');
+        decode_segment(segment.as_bytes(), &mut out)?;
+        match out.get(start + 1..) {
+            Some(b"..") => return Err(PathError::DotDot),
+            // `//` and `/./`: same directory, nothing to keep.
+            Some(b"" | b".") => {
+                out.truncate(start);
+                ends_in_slash = true;
+            }
+            _ => ends_in_slash = false,
+        }
+    }
+    if ends_in_slash || out.is_empty() {
+        out.push(b'/');
+    }
+    String::from_utf8(out).map_err(|_| PathError::NotUtf8)
 }
 
+/// Appends one percent-decoded segment to `out`, refusing NUL, `\` and `/`
+/// whether raw or escaped (http-semantics §4).
+fn decode_segment(raw: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
+    let mut rest = raw;
+    while let [first, tail @ ..] = rest {
+        let byte = if *first == b'%' {
+            // `%`, `%4`, `%zz`: RFC 3986 §2.1 pct-encoded is exactly "%" HEXDIG HEXDIG.
+            let [hi, lo, after @ ..] = tail else {
+                return Err(PathError::BadEscape);
+            };
+            let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) else {
+                return Err(PathError::BadEscape);
+            };
+            rest = after;
+            match hi << 4 | lo {
+                // A slash inside a name would change the segment structure
+                // after decoding, e.g. `/a%2f..%2fb`.
+                b'/' => return Err(PathError::EncodedSlash),
+                decoded => decoded,
+            }
+        } else {
+            rest = tail;
+            *first
+        };
+        match byte {
+            // NUL truncates C paths (Go answers 500, http-semantics §6 row 22).
+            0 => return Err(PathError::Nul),
+            // A separator on Windows and in some proxies' normalisation.
+            b'\\' => return Err(PathError::Backslash),
+            _ => out.push(byte),
+        }
+    }
+    Ok(())
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// True if any segment of a decoded path starts with `.` (`/.git/config`,
+/// `/a/.env`, `/...`): hidden files are served only if the operator opts in
+/// (http-semantics §4).
 pub fn has_dotfile(decoded: &str) -> bool {
-    let _ = decoded;
-    todo!()
+    decoded.split('/').any(|segment| segment.starts_with('.'))
 }
 
+/// Maps a decoded path under `root` and returns its canonical form, or `None`
+/// (→ 404) when it does not exist, cannot be resolved, or leaves the root.
+///
+/// `root` must already be canonical (absolute, no symlinks), or the
+/// containment check refuses everything.
+///
+/// * Each non-empty segment is pushed as one plain component; `Path::join`
+///   with an absolute path would replace the root (http-semantics §4), so
+///   `/etc/passwd` becomes `root/etc/passwd`. A segment that is not a plain
+///   name (`..`, `.`) yields `None`, in case a caller skips [`decode`].
+/// * The result is canonicalised; unless `follow_symlinks`, it must still lie
+///   under `root`, so a symlink pointing outside is refused (http-semantics §4).
+/// * A trailing `/` on something that is not a directory yields `None`, as
+///   `open("file/")` fails with `ENOTDIR` (POSIX path resolution); serving
+///   `/file.txt/` would break every relative link in it.
 pub fn locate(root: &Path, decoded: &str, follow_symlinks: bool) -> Option<PathBuf> {
-    let _ = (root, decoded, follow_symlinks);
-    todo!()
+    let mut path = root.to_path_buf();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        let mut components = Path::new(segment).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(name)), None) => path.push(name),
+            _ => return None,
+        }
+    }
+    let canonical = std::fs::canonicalize(&path).ok()?;
+    if !follow_symlinks && !canonical.starts_with(root) {
+        return None;
+    }
+    if decoded.ends_with('/') && !canonical.is_dir() {
+        return None;
+    }
+    Some(canonical)
+}
+
+/// Percent-encodes a decoded path for a `Location` header or an `href`:
+/// everything but unreserved characters (RFC 3986 §2.3: `A-Z a-z 0-9 - . _ ~`)
+/// and `/` becomes `%XX`, per UTF-8 byte. Encoding `:` also keeps a relative
+/// link such as `a:b` from being read as a URI scheme (RFC 3986 §4.2).
+///
+/// ```
+/// assert_eq!(ranged::fs_path::encode_path("/a b/€?#"), "/a%20b/%E2%82%AC%3F%23");
+/// ```
+pub fn encode_path(decoded: &str) -> String {
+    let mut out = String::with_capacity(decoded.len());
+    encode_into(&mut out, decoded);
+    out
+}
+
+/// [`encode_path`] appending to an existing buffer (the listing writes many links).
+pub(crate) fn encode_into(out: &mut String, decoded: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in decoded.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathError::*;
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The whole contract of `decode`, in the style of darkhttpd's
+    /// `make_safe_url` table: input → decoded path or the reason for a 400.
+    const DECODE: &[(&str, Result<&str, PathError>)] = &[
+        // Plain paths, escapes decoded exactly once.
+        ("/", Ok("/")),
+        ("/a", Ok("/a")),
+        ("/a/b.txt", Ok("/a/b.txt")),
+        ("/dir/", Ok("/dir/")),
+        ("/a%20b", Ok("/a b")),
+        ("/%41", Ok("/A")),
+        ("/%2541", Ok("/%41")), // once: not "/A"
+        ("/a%3Fb", Ok("/a?b")), // an escaped `?` is part of the name
+        ("/a%23b", Ok("/a#b")),
+        ("/%e2%82%ac", Ok("/€")),
+        ("/%E2%82%AC", Ok("/€")),
+        ("/€", Ok("/€")),     // raw UTF-8 passes through
+        ("/a+b", Ok("/a+b")), // `+` is not a space in a path
+        // Query and fragment are cut off before anything else.
+        ("/a?x=1", Ok("/a")),
+        ("/a/?x=../..", Ok("/a/")),
+        ("/a?x=%zz", Ok("/a")),
+        ("/a#frag", Ok("/a")),
+        ("/?", Ok("/")),
+        // Empty and `.` segments name the same thing and are dropped.
+        ("//a//b/", Ok("/a/b/")),
+        ("//", Ok("/")),
+        ("/a/./b", Ok("/a/b")),
+        ("/./", Ok("/")),
+        ("/.", Ok("/")),
+        ("/a/.", Ok("/a/")), // RFC 3986 §5.2.4: "/a/." → "/a/"
+        ("/a/%2e", Ok("/a/")),
+        // Names that start with dots but are not `..`: allowed, yet hidden.
+        ("/...", Ok("/...")),
+        ("/.hidden", Ok("/.hidden")),
+        ("/..a", Ok("/..a")),
+        ("/a..", Ok("/a..")),
+        ("/.git/config", Ok("/.git/config")),
+        // `..` in any spelling, anywhere: refused, never clamped (§6 row 23).
+        ("/..", Err(DotDot)),
+        ("/../", Err(DotDot)),
+        ("/../etc/passwd", Err(DotDot)),
+        ("/%2e%2e/x", Err(DotDot)),
+        ("/%2E%2E", Err(DotDot)),
+        ("/.%2e", Err(DotDot)),
+        ("/%2e.", Err(DotDot)),
+        ("/a/..", Err(DotDot)),
+        ("/a/../b", Err(DotDot)), // would stay under the root, refused anyway
+        ("/a/..?x", Err(DotDot)),
+        // NUL, backslash, encoded slash (§4, §6 row 22).
+        ("/%00", Err(Nul)),
+        ("/a\0b", Err(Nul)),
+        ("/a%5Cb", Err(Backslash)),
+        ("/a%5cb", Err(Backslash)),
+        ("/a\\b", Err(Backslash)),
+        ("/..\\x", Err(Backslash)),
+        ("/a%2fb", Err(EncodedSlash)),
+        ("/a%2Fb", Err(EncodedSlash)),
+        ("/..%2f..%2fetc", Err(EncodedSlash)),
+        // Bad escapes: RFC 3986 §2.1 wants exactly two hex digits.
+        ("/%", Err(BadEscape)),
+        ("/%4", Err(BadEscape)),
+        ("/%4/1", Err(BadEscape)), // the digits may not span a `/`
+        ("/%zz", Err(BadEscape)),
+        ("/%%41", Err(BadEscape)),
+        ("/%+1", Err(BadEscape)),
+        // Leftmost fault wins; NotUtf8 only when nothing else is wrong.
+        ("/%00/%zz", Err(Nul)),
+        ("/%ff/..", Err(DotDot)),
+        // Decoded bytes that are not UTF-8.
+        ("/%ff", Err(NotUtf8)),
+        ("/%e2%82", Err(NotUtf8)),    // truncated €
+        ("/%c0%af", Err(NotUtf8)),    // overlong `/`
+        ("/%ed%a0%80", Err(NotUtf8)), // surrogate
+        // Not origin-form.
+        ("", Err(NotOrigin)),
+        ("relative", Err(NotOrigin)),
+        ("*", Err(NotOrigin)),
+        ("http://x/", Err(NotOrigin)),
+        ("?/a", Err(NotOrigin)),
+        ("%2Fa", Err(NotOrigin)),
+    ];
+
+    #[test]
+    fn decode_table() {
+        for &(input, expected) in DECODE {
+            let got = decode(input);
+            assert_eq!(
+                got.as_deref().map_err(|&e| e),
+                expected,
+                "decode({input:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn decode_round_trips_through_encode_path() {
+        for &(input, expected) in DECODE {
+            if let Ok(decoded) = expected {
+                let encoded = encode_path(decoded);
+                assert_eq!(decode(&encoded).as_deref(), Ok(decoded), "{input:?}");
+            }
+        }
+    }
+
+    /// Property check with a ten-line xorshift instead of a proptest
+    /// dependency (style.md): random targets built from the dangerous
+    /// characters never panic, and every accepted result keeps the promises
+    /// of `decode`'s contract.
+    #[test]
+    fn decode_random_targets_keep_the_contract() {
+        const ALPHABET: &[&str] = &[
+            "/",
+            "/",
+            ".",
+            "..",
+            "%",
+            "%2e",
+            "%2E",
+            "%2f",
+            "%5c",
+            "%00",
+            "%25",
+            "%41",
+            "%ff",
+            "%e2%82%ac",
+            "\\",
+            "\0",
+            "a",
+            "é",
+            "?",
+            "#",
+            "%3F",
+            "~",
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut target = String::from(if next() % 8 == 0 { "" } else { "/" });
+            for _ in 0..next() % 10 {
+                target.push_str(ALPHABET[(next() % ALPHABET.len() as u64) as usize]);
+            }
+            let Ok(decoded) = decode(&target) else {
+                continue;
+            };
+            accepted += 1;
+            assert!(decoded.starts_with('/'), "{target:?} → {decoded:?}");
+            assert!(decoded.len() <= target.len(), "{target:?} → {decoded:?}");
+            assert!(!decoded.contains(['\0', '\\']), "{target:?} → {decoded:?}");
+            let inner = decoded.trim_start_matches('/').trim_end_matches('/');
+            assert!(
+                decoded == "/" || inner.split('/').all(|s| !matches!(s, "" | "." | "..")),
+                "{target:?} → {decoded:?}"
+            );
+            assert_eq!(decode(&encode_path(&decoded)), Ok(decoded.clone()));
+        }
+        assert!(
+            accepted > 1000,
+            "the generator should also produce valid paths"
+        );
+    }
+
+    #[test]
+    fn dotfiles() {
+        for (path, hidden) in [
+            ("/", false),
+            ("/a/b.txt", false),
+            ("/a.b/c", false),
+            ("/.hidden", true),
+            ("/.git/config", true),
+            ("/a/.env", true),
+            ("/a/b/.well-known/", true),
+            ("/...", true),
+        ] {
+            assert_eq!(has_dotfile(path), hidden, "{path:?}");
+        }
+        // The table row `/.hidden` decodes fine; hiding it is the caller's call.
+        assert_eq!(decode("/%2ehidden").map(|d| has_dotfile(&d)), Ok(true));
+    }
+
+    #[test]
+    fn encode_path_keeps_only_unreserved_and_slash() {
+        for (decoded, encoded) in [
+            ("/", "/"),
+            ("/AZaz09-._~/", "/AZaz09-._~/"),
+            ("/a b", "/a%20b"),
+            ("/a#b?.txt", "/a%23b%3F.txt"),
+            ("/100%", "/100%25"),
+            ("/a:b", "/a%3Ab"),
+            ("/<&\"'>", "/%3C%26%22%27%3E"),
+            ("/é", "/%C3%A9"),
+            ("/日本", "/%E6%97%A5%E6%9C%AC"),
+            (
+                "/a+b=c;d,e@f!g$h*i(j)k",
+                "/a%2Bb%3Dc%3Bd%2Ce%40f%21g%24h%2Ai%28j%29k",
+            ),
+        ] {
+            assert_eq!(encode_path(decoded), encoded, "{decoded:?}");
+        }
+    }
+
+    /// A directory under the system temp dir, removed on drop (walkdir-style,
+    /// no `tempfile` dependency). Canonical, as `locate` requires of its root.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "ranged-fs_path-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let dir = std::env::temp_dir().join(name);
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(std::fs::canonicalize(&dir).expect("canonicalize temp dir"))
+        }
+
+        fn path(&self) -> &Path {
+            &self.0
+        }
+
+        fn write(&self, rel: &str, contents: &str) -> PathBuf {
+            let path = self.0.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create parent");
+            }
+            std::fs::write(&path, contents).expect("write file");
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A served root `www/` next to a `secret/` directory outside it.
+    fn site() -> (TempDir, PathBuf) {
+        let tmp = TempDir::new();
+        tmp.write("www/index.html", "hi");
+        tmp.write("www/a/b/c.txt", "nested");
+        tmp.write("www/etc/passwd", "not the real one");
+        tmp.write("secret/key", "outside");
+        let root = tmp.path().join("www");
+        (tmp, root)
+    }
+
+    #[test]
+    fn locate_files_and_directories() {
+        let (_tmp, root) = site();
+        assert_eq!(
+            locate(&root, "/index.html", false),
+            Some(root.join("index.html"))
+        );
+        assert_eq!(
+            locate(&root, "/a/b/c.txt", false),
+            Some(root.join("a/b/c.txt"))
+        );
+        assert_eq!(locate(&root, "/a/b/", false), Some(root.join("a/b")));
+        assert_eq!(locate(&root, "/a/b", false), Some(root.join("a/b")));
+        assert_eq!(locate(&root, "/", false), Some(root.clone()));
+        assert_eq!(locate(&root, "", false), Some(root.clone()));
+    }
+
+    #[test]
+    fn locate_missing_is_none() {
+        let (_tmp, root) = site();
+        assert_eq!(locate(&root, "/nope.txt", false), None);
+        assert_eq!(locate(&root, "/a/nope/c.txt", false), None);
+        assert_eq!(locate(&root, "/index.html/x", false), None);
+        // A trailing slash on a file: ENOTDIR, not the file.
+        assert_eq!(locate(&root, "/index.html/", false), None);
+    }
+
+    #[test]
+    fn locate_absolute_looking_path_stays_under_root() {
+        let (_tmp, root) = site();
+        // `Path::join("/etc/passwd")` would have escaped to the real file.
+        assert_eq!(
+            locate(&root, "/etc/passwd", false),
+            Some(root.join("etc/passwd"))
+        );
+        assert_eq!(
+            locate(&root, "//etc//passwd", false),
+            Some(root.join("etc/passwd"))
+        );
+        assert_eq!(locate(&root, "/etc/shadow", false), None);
+    }
+
+    #[test]
+    fn locate_refuses_dot_segments_even_without_decode() {
+        let (_tmp, root) = site();
+        assert_eq!(locate(&root, "/../secret/key", false), None);
+        assert_eq!(locate(&root, "/a/../index.html", false), None);
+        assert_eq!(locate(&root, "/../secret/key", true), None);
+        assert_eq!(locate(&root, "/./index.html", false), None);
+    }
+
+    #[test]
+    fn locate_symlinks() {
+        use std::os::unix::fs::symlink;
+        let (tmp, root) = site();
+        symlink(root.join("a/b/c.txt"), root.join("inside")).expect("symlink");
+        symlink("a/b", root.join("inside-dir")).expect("symlink");
+        symlink(tmp.path().join("secret/key"), root.join("outside")).expect("symlink");
+        symlink("../secret", root.join("outside-dir")).expect("symlink");
+        symlink("missing", root.join("dangling")).expect("symlink");
+
+        let c = root.join("a/b/c.txt");
+        assert_eq!(locate(&root, "/inside", false), Some(c.clone()));
+        assert_eq!(locate(&root, "/inside-dir/c.txt", false), Some(c));
+
+        // Out of the root: 404 unless the operator opted in (§4).
+        let key = tmp.path().join("secret/key");
+        assert_eq!(locate(&root, "/outside", false), None);
+        assert_eq!(locate(&root, "/outside-dir/key", false), None);
+        assert_eq!(locate(&root, "/outside", true), Some(key.clone()));
+        assert_eq!(locate(&root, "/outside-dir/key", true), Some(key));
+
+        assert_eq!(locate(&root, "/dangling", false), None);
+        assert_eq!(locate(&root, "/dangling", true), None);
+    }
+
+    #[test]
+    fn locate_root_that_is_a_prefix_of_a_sibling() {
+        // `/tmp/x/www` must not accept `/tmp/x/www2/...` (component-wise check).
+        use std::os::unix::fs::symlink;
+        let (tmp, root) = site();
+        tmp.write("www2/f", "sibling");
+        symlink(tmp.path().join("www2/f"), root.join("sib")).expect("symlink");
+        assert_eq!(locate(&root, "/sib", false), None);
+    }
 }

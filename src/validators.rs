@@ -1,30 +1,242 @@
 //! Validators of a file: the strong `ETag` and the `Last-Modified` date, plus the
 //! guarded HTTP-date formatting and parsing both need (RFC 9110 §8.8, §5.6.7).
+//!
+//! `httpdate` 1.0.3 panics when asked to format a time before the Unix epoch
+//! (`expect("all times should be after the epoch")`) or at/after
+//! 10000-01-01T00:00:00Z (`secs_since_epoch >= 253402300800`, see its
+//! `date.rs`). A file's mtime is attacker-influenced (archives, `touch -d`), so
+//! every call into `httpdate::fmt_http_date` goes through [`fmt_http_date`],
+//! which checks that range first.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The first second `httpdate` refuses to format: 10000-01-01T00:00:00Z.
+/// IMF-fixdate has a four-digit year (RFC 9110 §5.6.7), so this is also the
+/// limit of the format itself; 9999-12-31T23:59:59Z (one second less) is the
+/// last representable instant.
+const HTTP_DATE_END_SECS: u64 = 253_402_300_800;
 
 /// A strong entity-tag (with its quotes) from the file's size, mtime (seconds and
 /// nanoseconds, which may be negative seconds for dates before 1970) and inode.
+///
+/// Format: `"<len>-<mtime_ns>-<ino>"`, each field lowercase hex without
+/// leading zeros, where `mtime_ns = mtime_sec * 10^9 + mtime_nsec` computed in
+/// `i128` (cannot overflow for any `i64` inputs) and written as the hex of its
+/// two's-complement `u128`, so a pre-1970 mtime gives a 32-digit tag field
+/// instead of a minus sign that would read like a separator.
+///
+/// Strong, because If-Range and If-Match use strong comparison (RFC 9110
+/// §8.8.3.2, §13.1.5): a weak tag would make every resume restart from zero.
+/// Nanoseconds are included so that a file rewritten within the same second
+/// with the same size still gets a new tag (§8.8.2.2: a one-second clock is
+/// too coarse to be strong on its own). Only `[0-9a-f-]` appear between the
+/// quotes, so the tag is always a valid `opaque-tag` (§8.8.3).
+///
+/// ```
+/// assert_eq!(ranged::validators::etag(31, 1, 5, 2), "\"1f-3b9aca05-2\"");
+/// ```
 pub fn etag(len: u64, mtime_sec: i64, mtime_nsec: i64, ino: u64) -> String {
-    let _ = (len, mtime_sec, mtime_nsec, ino);
-    todo!()
+    let mtime_ns = i128::from(mtime_sec) * 1_000_000_000 + i128::from(mtime_nsec);
+    // Two's complement on purpose: -1 s becomes ffff…c4653600, deterministic
+    // and distinct from every non-negative mtime.
+    let mtime_bits = mtime_ns as u128;
+    format!("\"{len:x}-{mtime_bits:x}-{ino:x}\"")
 }
 
 /// Last-Modified for an mtime: truncated to whole seconds, `None` outside the
 /// range an IMF-fixdate can carry.
+///
+/// `None` before 1970-01-01T00:00:00Z (httpdate cannot format it) and at or
+/// after 10000-01-01T00:00:00Z (four-digit year). The caller then sends no
+/// Last-Modified, and date-based conditions are ignored (RFC 9110 §13.1.3,
+/// §13.1.4: they only apply when the server has a modification date).
 pub fn last_modified(mtime_sec: i64) -> Option<SystemTime> {
-    let _ = mtime_sec;
-    todo!()
+    let secs = u64::try_from(mtime_sec).ok()?;
+    if secs >= HTTP_DATE_END_SECS {
+        return None;
+    }
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// IMF-fixdate for `t`, `None` instead of a panic outside 1970..=9999.
+///
+/// Sub-second parts are dropped, as IMF-fixdate has whole seconds only.
 pub fn fmt_http_date(t: SystemTime) -> Option<String> {
-    let _ = t;
-    todo!()
+    let since_epoch = t.duration_since(UNIX_EPOCH).ok()?;
+    if since_epoch.as_secs() >= HTTP_DATE_END_SECS {
+        return None;
+    }
+    Some(httpdate::fmt_http_date(t))
 }
 
 /// Any of the three HTTP-date formats (RFC 9110 §5.6.7); `None` if invalid.
+///
+/// Recipients MUST accept IMF-fixdate, RFC 850 and asctime forms (§5.6.7);
+/// `httpdate` parses all three and rejects dates outside 1970..=9999 and wrong
+/// weekdays without panicking. Surrounding OWS (SP / HTAB, §5.6.3) is trimmed.
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    let _ = s;
-    todo!()
+    httpdate::parse_http_date(s.trim_matches([' ', '\t'])).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECS_1960: i64 = -315_619_200; // 1960-01-01T00:00:00Z
+    const LAST_SEC_9999: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    const FIRST_SEC_10000: i64 = 253_402_300_800; // 10000-01-01T00:00:00Z
+
+    fn at(secs: i64) -> SystemTime {
+        if secs >= 0 {
+            UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+        } else {
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        }
+    }
+
+    #[test]
+    fn last_modified_and_format_edges() {
+        // (mtime seconds, expected IMF-fixdate or None)
+        const CASES: &[(i64, Option<&str>)] = &[
+            (i64::MIN, None),
+            (SECS_1960, None),
+            (-1, None), // 1969-12-31T23:59:59Z: httpdate would panic
+            (0, Some("Thu, 01 Jan 1970 00:00:00 GMT")),
+            (784_111_777, Some("Sun, 06 Nov 1994 08:49:37 GMT")),
+            (LAST_SEC_9999, Some("Fri, 31 Dec 9999 23:59:59 GMT")),
+            (FIRST_SEC_10000, None), // httpdate: "date must be before year 9999"
+            (i64::MAX, None),
+        ];
+        for &(secs, want) in CASES {
+            let lm = last_modified(secs);
+            assert_eq!(lm.is_some(), want.is_some(), "last_modified({secs})");
+            if let Some(t) = lm {
+                assert_eq!(t, at(secs), "last_modified({secs}) value");
+            }
+            // fmt_http_date must agree with last_modified and never panic,
+            // including for times that last_modified already rejected.
+            if secs > i64::MIN / 2 && secs < i64::MAX / 2 {
+                assert_eq!(
+                    fmt_http_date(at(secs)).as_deref(),
+                    want,
+                    "fmt_http_date({secs})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fmt_drops_sub_seconds_at_the_upper_edge() {
+        let t = at(LAST_SEC_9999) + Duration::from_nanos(999_999_999);
+        assert_eq!(
+            fmt_http_date(t).as_deref(),
+            Some("Fri, 31 Dec 9999 23:59:59 GMT")
+        );
+        let t = UNIX_EPOCH - Duration::from_nanos(1);
+        assert_eq!(fmt_http_date(t), None);
+    }
+
+    #[test]
+    fn parse_dates() {
+        const CASES: &[(&str, Option<i64>)] = &[
+            // The same instant in the three formats of RFC 9110 §5.6.7.
+            ("Sun, 06 Nov 1994 08:49:37 GMT", Some(784_111_777)),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", Some(784_111_777)),
+            ("Sun Nov  6 08:49:37 1994", Some(784_111_777)),
+            // OWS around the field value.
+            (" \tSun, 06 Nov 1994 08:49:37 GMT\t ", Some(784_111_777)),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(LAST_SEC_9999)),
+            // Out of range or malformed: None, never a panic.
+            ("Fri, 01 Jan 1960 00:00:00 GMT", None),
+            ("Wed, 31 Dec 1969 23:59:59 GMT", None),
+            ("Sat, 01 Jan 10000 00:00:00 GMT", None),
+            ("Mon, 06 Nov 1994 08:49:37 GMT", None), // wrong weekday
+            ("Sun, 06 Nov 1994 08:49:37 UTC", None),
+            ("Sun, 06 Nov 1994 24:00:00 GMT", None),
+            ("Sun, 31 Feb 1994 08:49:37 GMT", None),
+            ("1994-11-06T08:49:37Z", None),
+            ("784111777", None),
+            ("", None),
+            (
+                "Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT",
+                None,
+            ),
+            ("Sün, 06 Nov 1994 08:49:37 GMT", None),
+            ("Wednesday, 06-Nov-9", None),
+        ];
+        for &(s, want) in CASES {
+            assert_eq!(parse_http_date(s), want.map(at), "parse_http_date({s:?})");
+        }
+    }
+
+    #[test]
+    fn format_then_parse_round_trips() {
+        for secs in [0, 1, 951_782_400, 1_700_000_000, LAST_SEC_9999] {
+            let text = fmt_http_date(at(secs)).expect("in range");
+            assert_eq!(parse_http_date(&text), Some(at(secs)), "{text}");
+        }
+    }
+
+    #[test]
+    fn etag_format_and_sensitivity() {
+        // (len, sec, nsec, ino, expected)
+        const CASES: &[(u64, i64, i64, u64, &str)] = &[
+            (0, 0, 0, 0, "\"0-0-0\""),
+            (31, 1, 5, 2, "\"1f-3b9aca05-2\""),
+            (
+                u64::MAX,
+                0,
+                0,
+                u64::MAX,
+                "\"ffffffffffffffff-0-ffffffffffffffff\"",
+            ),
+            // -1 s before the epoch: two's complement of -10^9 as u128.
+            (1, -1, 0, 1, "\"1-ffffffffffffffffffffffffc4653600-1\""),
+            (
+                1,
+                -1,
+                999_999_999,
+                1,
+                "\"1-ffffffffffffffffffffffffffffffff-1\"",
+            ),
+        ];
+        for &(len, sec, nsec, ino, want) in CASES {
+            assert_eq!(etag(len, sec, nsec, ino), want);
+        }
+
+        let base = etag(1000, 1_700_000_000, 123_456_789, 42);
+        assert_eq!(
+            base,
+            etag(1000, 1_700_000_000, 123_456_789, 42),
+            "deterministic"
+        );
+        assert_ne!(
+            base,
+            etag(1000, 1_700_000_000, 123_456_790, 42),
+            "nanoseconds only"
+        );
+        assert_ne!(base, etag(1001, 1_700_000_000, 123_456_789, 42), "length");
+        assert_ne!(base, etag(1000, 1_700_000_001, 123_456_789, 42), "seconds");
+        assert_ne!(base, etag(1000, 1_700_000_000, 123_456_789, 43), "inode");
+        assert_ne!(etag(1, -1, 0, 1), etag(1, 0, 0, 1), "pre-1970 vs epoch");
+    }
+
+    #[test]
+    fn etag_never_panics_and_stays_a_valid_opaque_tag() {
+        let extremes = [i64::MIN, -1, 0, 1, i64::MAX];
+        for &sec in &extremes {
+            for &nsec in &extremes {
+                let tag = etag(u64::MAX, sec, nsec, u64::MAX);
+                let inner = &tag[1..tag.len() - 1];
+                assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+                assert!(
+                    inner
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-'),
+                    "{tag}"
+                );
+            }
+        }
+    }
 }
