@@ -4,11 +4,16 @@
 //! file-system layer (`serve`), and a connection layer (`engine`) that owns the
 //! sockets. `message` is the only thing the core and the engine share.
 
+#![deny(unsafe_code)]
+
 pub mod conditional;
+pub mod config;
+pub mod engine;
 pub mod fs_path;
 pub mod listing;
 pub mod message;
 pub mod mime;
 pub mod multipart;
 pub mod range;
+pub mod serve;
 pub mod validators;

@@ -45,6 +45,15 @@ impl<'a> Request<'a> {
             .and_then(|h| std::str::from_utf8(h.value).ok())
     }
 
+    /// Every UTF-8 value of the fields called `name`, in order.
+    pub fn all(&self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let headers: &'a [httparse::Header<'a>] = self.headers;
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+    }
+
     /// How many fields called `name` the request carries. A list-valued field
     /// sent on several lines (RFC 9110 §5.3) is rare; the core asks so that it
     /// can treat it conservatively instead of silently reading only the first.
@@ -124,7 +133,10 @@ pub enum Body {
         len: u64,
     },
     /// A multipart body interleaving literal bytes and slices of `file`.
-    Parts { file: File, parts: Vec<Segment> },
+    Parts {
+        file: File,
+        parts: Vec<Segment>,
+    },
 }
 
 impl Body {

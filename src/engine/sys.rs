@@ -1,0 +1,107 @@
+//! The few system calls std does not expose: `poll(2)` for the readiness loop and
+//! for send-progress deadlines, and `signal(2)` for graceful shutdown on SIGTERM
+//! and SIGINT. This is the only module with `unsafe` code; each block is one FFI
+//! call with arguments whose validity the safe wrapper guarantees.
+//!
+//! Hand-written rather than the `libc` crate: three declarations whose C types
+//! are the same on every Linux target we build (glibc and musl, 32 and 64 bit).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+/// `struct pollfd` from `<poll.h>`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct PollFd {
+    pub fd: RawFd,
+    pub events: i16,
+    pub revents: i16,
+}
+
+pub const POLLIN: i16 = 0x001;
+pub const POLLOUT: i16 = 0x004;
+pub const POLLERR: i16 = 0x008;
+pub const POLLHUP: i16 = 0x010;
+pub const POLLNVAL: i16 = 0x020;
+
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+unsafe extern "C" {
+    fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn write(fd: i32, buf: *const u8, count: usize) -> isize;
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: forever).
+/// Returns how many entries have `revents` set; 0 on time-out or on a signal.
+pub fn poll_fds(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        // Round up so that a deadline 0.3 ms away is not polled with 0 in a busy loop.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+    };
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of `struct pollfd` for
+    // the duration of the call, and its length is passed alongside.
+    let n = unsafe { poll(fds.as_mut_ptr(), fds.len() as std::ffi::c_ulong, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
+}
+
+/// Waits for one fd to become ready for `events`; `false` on time-out.
+pub fn wait_fd(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
+    let mut p = [PollFd {
+        fd,
+        events,
+        revents: 0,
+    }];
+    Ok(poll_fds(&mut p, Some(timeout))? > 0)
+}
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_signum: i32) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; `b` outlives the call. A full
+        // pipe (EAGAIN) is fine: the reader is already due to wake up.
+        unsafe {
+            write(fd, &b, 1);
+        }
+    }
+}
+
+/// Makes SIGTERM and SIGINT set the shutdown flag and write a byte to `wake_fd`
+/// (a non-blocking socket the readiness loop polls), instead of killing us.
+pub fn install_shutdown_signals(wake_fd: RawFd) {
+    WAKE_FD.store(wake_fd, Ordering::SeqCst);
+    for sig in [SIGTERM, SIGINT] {
+        // SAFETY: `on_signal` only touches atomics and calls write(2), both
+        // async-signal-safe.
+        unsafe {
+            signal(sig, on_signal as extern "C" fn(i32) as usize);
+        }
+    }
+}
+
+/// Whether a shutdown signal has arrived.
+pub fn shutdown_requested() -> bool {
+    SHUTDOWN.load(Ordering::SeqCst)
+}
+
+/// Asks for a shutdown as the signal handler would (tests, embedding).
+pub fn request_shutdown() {
+    on_signal(0);
+}

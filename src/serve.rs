@@ -1,0 +1,397 @@
+//! The file-serving pipeline: the only part of the core that touches the file
+//! system. Every decision is made before a byte is sent, in this order
+//! (http-semantics.md §2, RFC 9110 §13.2.2):
+//!
+//! 1. `locate`: decode the target once, refuse hostile paths (400), dotfiles and
+//!    anything outside the root (404).
+//! 2. `open`: open the file and `fstat` the handle — the validators come from the
+//!    handle the body will be read from, never from an earlier `stat` (§7).
+//! 3. Directories: `/dir` → 301 `/dir/`; `/dir/` → `index.html`, a listing, or 404.
+//! 4. Method: GET and HEAD only, else 405 with `Allow`.
+//! 5. `conditional::evaluate` → 412, 304, or whether to honour Range.
+//! 6. `range::evaluate` → 200, 206 (one part or multipart/byteranges) or 416.
+//!
+//! The engine then streams the planned body with seek + `Read::take`.
+
+use crate::conditional::{self, Conditions, Decision, Validators};
+use crate::message::{Body, Handler, Headers, Reply, Request, error_body};
+use crate::range::{self, Outcome};
+use crate::{fs_path, listing, mime, multipart, validators};
+use std::borrow::Cow;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Entries shown in one listing at most, so a huge directory cannot make one
+/// request allocate without bound.
+const MAX_LISTING: usize = 10_000;
+
+/// `O_NONBLOCK` on Linux for x86, ARM and AArch64: opening a FIFO someone left
+/// in the folder must not block a worker forever (regular files ignore it).
+const O_NONBLOCK: i32 = 0o4000;
+
+/// What the operator chose on the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The served folder, canonical (absolute, no symlinks).
+    pub root: PathBuf,
+    pub follow_symlinks: bool,
+    pub dotfiles: bool,
+    pub listing: bool,
+}
+
+/// Serves the files under `Options::root`.
+pub struct FileServer {
+    opts: Options,
+}
+
+impl FileServer {
+    pub fn new(opts: Options) -> Self {
+        FileServer { opts }
+    }
+}
+
+impl Handler for FileServer {
+    fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Reply {
+        let decoded = match self.locate(req.target) {
+            Ok(d) => d,
+            Err(status) => return error(h, status),
+        };
+        let Some(path) = fs_path::locate(&self.opts.root, &decoded, self.opts.follow_symlinks)
+        else {
+            return error(h, 404);
+        };
+        let (file, meta) = match open(&path) {
+            Ok(fm) => fm,
+            Err(status) => return error(h, status),
+        };
+        if meta.is_dir() {
+            return self.directory(req, h, &decoded, &path);
+        }
+        if !meta.is_file() {
+            // Devices, sockets and FIFOs are not downloads.
+            return error(h, 404);
+        }
+        serve_file(req, h, file, &meta, &decoded)
+    }
+}
+
+impl FileServer {
+    /// Step 1: the decoded path, or the status refusing it.
+    fn locate(&self, target: &str) -> Result<String, u16> {
+        let decoded = fs_path::decode(origin_form(target)).map_err(|e| {
+            log::warn!("refused path {target:?}: {e:?}");
+            400u16
+        })?;
+        if !self.opts.dotfiles && fs_path::has_dotfile(&decoded) {
+            return Err(404);
+        }
+        Ok(decoded)
+    }
+
+    /// Step 3: a directory answers with a redirect, its index, a listing or 404.
+    fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, path: &Path) -> Reply {
+        if !decoded.ends_with('/') {
+            // Relative links in a listing or an index page need the slash.
+            h.add_fmt(
+                "Location",
+                format_args!("{}/", fs_path::encode_path(decoded)),
+            );
+            h.add("Content-Type", "text/plain; charset=utf-8");
+            return Reply {
+                status: 301,
+                body: Body::Static("301 Moved Permanently\n"),
+            };
+        }
+        let index = format!("{decoded}index.html");
+        if let Some(index_path) =
+            fs_path::locate(&self.opts.root, &index, self.opts.follow_symlinks)
+            && let Ok((file, meta)) = open(&index_path)
+            && meta.is_file()
+        {
+            return serve_file(req, h, file, &meta, &index);
+        }
+        if !self.opts.listing {
+            return error(h, 404);
+        }
+        if !is_get_or_head(req.method) {
+            return method_not_allowed(h);
+        }
+        match self.list(path) {
+            Ok(mut entries) => {
+                let page = listing::render(decoded, &mut entries);
+                h.add("Content-Type", "text/html; charset=utf-8");
+                Reply {
+                    status: 200,
+                    body: Body::Bytes(page.into_bytes()),
+                }
+            }
+            Err(e) => {
+                log::warn!("listing {}: {e}", path.display());
+                error(h, status_for(&e))
+            }
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<listing::Entry>> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            if entries.len() == MAX_LISTING {
+                log::warn!("listing {} cut at {MAX_LISTING} entries", dir.display());
+                break;
+            }
+            let Ok(entry) = entry else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: it could not be requested anyway
+            };
+            if !self.opts.dotfiles && name.starts_with('.') {
+                continue;
+            }
+            // Follows symlinks, as a request for the name would; a link that
+            // leads outside the root or nowhere is left out of the listing.
+            let path = entry.path();
+            if !self.opts.follow_symlinks
+                && entry.file_type().is_ok_and(|t| t.is_symlink())
+                && !std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(&self.opts.root))
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            entries.push(listing::Entry {
+                name,
+                is_dir: meta.is_dir(),
+                size: meta.len(),
+                mtime: meta.modified().ok(),
+            });
+        }
+        Ok(entries)
+    }
+}
+
+/// Steps 4–6 for a regular file whose handle and `fstat` we hold.
+fn serve_file(
+    req: &Request<'_>,
+    h: &mut Headers,
+    file: File,
+    meta: &Metadata,
+    decoded: &str,
+) -> Reply {
+    if !is_get_or_head(req.method) {
+        return method_not_allowed(h);
+    }
+    let size = meta.len();
+    let etag = validators::etag(size, meta.mtime(), meta.mtime_nsec(), meta.ino());
+    let last_modified = validators::last_modified(meta.mtime());
+    let v = Validators {
+        etag: &etag,
+        last_modified,
+    };
+    let if_match = list_field(req, "if-match");
+    let if_none_match = list_field(req, "if-none-match");
+    let c = Conditions {
+        if_match: if_match.as_deref(),
+        if_none_match: if_none_match.as_deref(),
+        if_modified_since: single_field(req, "if-modified-since"),
+        if_unmodified_since: single_field(req, "if-unmodified-since"),
+        if_range: single_field(req, "if-range"),
+    };
+    let use_range = match conditional::evaluate(&c, &v, req.now) {
+        Decision::PreconditionFailed => return error(h, 412),
+        Decision::NotModified => {
+            // RFC 9110 §15.4.5: the fields a 200 would carry that describe the
+            // cache entry; no Content-Type, no body.
+            add_validators(h, &etag, last_modified);
+            return Reply {
+                status: 304,
+                body: Body::Empty,
+            };
+        }
+        Decision::Proceed { use_range } => use_range,
+    };
+    // Range is defined for GET (RFC 9110 §14.2); HEAD mirrors GET (§9.3.2).
+    // A Range sent on several lines is not a valid single field: ignore it.
+    let outcome = match single_field(req, "range") {
+        Some(value) if use_range => range::evaluate(value, size),
+        _ => Outcome::Ignore,
+    };
+    let content_type = mime::content_type(decoded);
+    match outcome {
+        Outcome::Ignore => {
+            full_headers(h, content_type, &etag, last_modified);
+            Reply {
+                status: 200,
+                body: Body::File {
+                    file,
+                    start: 0,
+                    len: size,
+                },
+            }
+        }
+        Outcome::Unsatisfiable => {
+            // RFC 9110 §15.5.17: say how long the representation is.
+            h.add_fmt("Content-Range", format_args!("bytes */{size}"));
+            error(h, 416)
+        }
+        Outcome::Partial(ranges) if ranges.len() == 1 => {
+            let r = ranges[0];
+            full_headers(h, content_type, &etag, last_modified);
+            h.add_fmt(
+                "Content-Range",
+                format_args!("bytes {}-{}/{size}", r.start, r.last()),
+            );
+            Reply {
+                status: 206,
+                body: Body::File {
+                    file,
+                    start: r.start,
+                    len: r.len,
+                },
+            }
+        }
+        Outcome::Partial(ranges) => {
+            // RFC 9110 §14.6: no top-level Content-Range; each part has its own.
+            let boundary = multipart::boundary();
+            let parts = multipart::parts(&ranges, size, content_type, &boundary);
+            h.add_fmt(
+                "Content-Type",
+                format_args!("multipart/byteranges; boundary={boundary}"),
+            );
+            h.add("Accept-Ranges", "bytes");
+            add_validators(h, &etag, last_modified);
+            Reply {
+                status: 206,
+                body: Body::Parts { file, parts },
+            }
+        }
+    }
+}
+
+/// The fields every 200 and single-part 206 carry (RFC 9110 §15.3.7).
+fn full_headers(
+    h: &mut Headers,
+    content_type: &str,
+    etag: &str,
+    lm: Option<std::time::SystemTime>,
+) {
+    h.add("Content-Type", content_type);
+    h.add("Accept-Ranges", "bytes");
+    add_validators(h, etag, lm);
+}
+
+fn add_validators(h: &mut Headers, etag: &str, lm: Option<std::time::SystemTime>) {
+    h.add("ETag", etag);
+    // Out of the IMF-fixdate range (before 1970, after 9999): no header rather
+    // than a wrong date or a panic.
+    if let Some(date) = lm.and_then(validators::fmt_http_date) {
+        h.add("Last-Modified", &date);
+    }
+}
+
+/// Opens for reading without blocking on FIFOs, and `fstat`s the handle.
+fn open(path: &Path) -> Result<(File, Metadata), u16> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            log::warn!("open {}: {e}", path.display());
+            status_for(&e)
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        log::warn!("fstat {}: {e}", path.display());
+        status_for(&e)
+    })?;
+    Ok((file, meta))
+}
+
+/// A file-system error as a status with no detail: the detail is logged, the
+/// client learns only "forbidden" or "not found" (style.md, principle 6).
+fn status_for(e: &io::Error) -> u16 {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => 403,
+        _ => 404,
+    }
+}
+
+/// Accepts absolute-form targets (RFC 9112 §3.2.2: a server MUST accept them)
+/// by dropping the scheme and authority.
+fn origin_form(target: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            return rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+    }
+    target
+}
+
+fn is_get_or_head(method: &str) -> bool {
+    method == "GET" || method == "HEAD"
+}
+
+fn method_not_allowed(h: &mut Headers) -> Reply {
+    h.add("Allow", "GET, HEAD");
+    error(h, 405)
+}
+
+/// The one constructor for every error page (style.md, principle 6).
+fn error(h: &mut Headers, status: u16) -> Reply {
+    h.add("Content-Type", "text/plain; charset=utf-8");
+    Reply {
+        status,
+        body: Body::Static(error_body(status)),
+    }
+}
+
+/// A singleton field; sent on several lines it is invalid and ignored.
+fn single_field<'a>(req: &Request<'a>, name: &str) -> Option<&'a str> {
+    if req.header_count(name) > 1 {
+        return None;
+    }
+    req.header(name)
+}
+
+/// A list-valued field, its lines joined as RFC 9110 §5.3 allows.
+fn list_field<'a>(req: &Request<'a>, name: &str) -> Option<Cow<'a, str>> {
+    match req.header_count(name) {
+        0 => None,
+        1 => req.header(name).map(Cow::Borrowed),
+        _ => Some(Cow::Owned(req.all(name).collect::<Vec<_>>().join(", "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form_targets_become_origin_form() {
+        let cases = [
+            ("/a/b?x", "/a/b?x"),
+            ("http://host/a", "/a"),
+            ("HTTP://host:8080/a%20b", "/a%20b"),
+            ("https://host", "/"),
+            ("http://", "http://"),
+            ("*", "*"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(origin_form(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn io_errors_never_become_5xx() {
+        use io::ErrorKind::*;
+        for (kind, want) in [
+            (PermissionDenied, 403),
+            (NotFound, 404),
+            (Other, 404),
+            (InvalidInput, 404),
+        ] {
+            assert_eq!(status_for(&io::Error::from(kind)), want, "{kind:?}");
+        }
+    }
+}
