@@ -1,0 +1,339 @@
+//! Test support: a temporary folder, the real `ranged` binary started on
+//! 127.0.0.1:0, raw-socket requests and a strict response parser. Every test
+//! speaks bytes to the server as a client would.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A folder under the system temp dir, removed when dropped.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "ranged-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `data` to `name` (relative, parents created) and returns its path.
+    pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.path.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&p, data).expect("write file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        for b in v.to_le_bytes() {
+            if out.len() < len {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// The real binary, serving a folder on 127.0.0.1 with an ephemeral port.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub fn start(root: &Path) -> Server {
+        Server::start_with(root, &[])
+    }
+
+    /// Starts `ranged --listen 127.0.0.1:0 ARGS ROOT` and waits for its
+    /// "listening on" line.
+    pub fn start_with(root: &Path, args: &[&str]) -> Server {
+        Server::spawn(Command::new(env!("CARGO_BIN_EXE_ranged")), root, args)
+    }
+
+    /// Like `start_with`, but from a prepared `Command` (e.g. run under a
+    /// shell with `ulimit`); the program must exec ranged with the arguments
+    /// appended.
+    pub fn spawn(mut cmd: Command, root: &Path, args: &[&str]) -> Server {
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--log-level")
+            .arg("debug")
+            .args(args)
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn ranged");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            let mut tx = Some(tx);
+            loop {
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if let Some(i) = line.find("listening on http://") {
+                    let rest = &line[i + "listening on http://".len()..];
+                    let addr = rest.split('/').next().unwrap_or("").to_owned();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                sink.lock().unwrap().push_str(&line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("ranged did not start: {}", log.lock().unwrap()));
+        let addr: SocketAddr = addr.parse().expect("listen address");
+        Server { child, addr, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Threads of the server process.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends SIGTERM (by PID: only the process this test started).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A plain GET on a fresh connection: proves the server still serves.
+    pub fn assert_serves(&self, path: &str, expected: &[u8]) {
+        let r = get(self.addr, path, &[]);
+        assert_eq!(r.status, 200, "server no longer serves {path}; log:\n{}", self.log());
+        assert_eq!(r.body, expected, "wrong body for {path}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The value of the only field called `name`; panics if it appears twice.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut found = self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let first = found.next().map(|(_, v)| v.as_str());
+        assert!(found.next().is_none(), "field {name} appears twice");
+        first
+    }
+
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client connection that can carry several requests (keep-alive).
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.writer.write_all(raw).expect("send request");
+    }
+
+    /// Reads one response. `head` must be true for a response to HEAD.
+    pub fn response(&mut self, head: bool) -> Response {
+        read_response(&mut self.reader, head).expect("read response")
+    }
+
+    /// GET/HEAD `path` with extra fields, on this connection.
+    pub fn request(&mut self, method: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.send(&build(method, path, fields));
+        self.response(method == "HEAD")
+    }
+
+    /// True if the server has closed the connection (EOF with no more bytes).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0))
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+}
+
+/// Builds an HTTP/1.1 request with `Host` and the given extra fields.
+pub fn build(method: &str, path: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    for (n, v) in fields {
+        s.push_str(&format!("{n}: {v}\r\n"));
+    }
+    s.push_str("\r\n");
+    s.into_bytes()
+}
+
+/// GET on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str, fields: &[(&str, &str)]) -> Response {
+    Conn::open(addr).request("GET", path, fields)
+}
+
+/// Sends raw bytes on a fresh connection and reads one response.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let mut c = Conn::open(addr);
+    c.send(bytes);
+    c.response(bytes.starts_with(b"HEAD "))
+}
+
+/// Reads one response strictly: status line, fields, then exactly
+/// `Content-Length` body bytes (none for HEAD, 304, 204).
+pub fn read_response(r: &mut impl BufRead, head: bool) -> std::io::Result<Response> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+    }
+    assert!(line.ends_with("\r\n"), "status line not CRLF-terminated: {line:?}");
+    let mut parts = line.trim_end().splitn(3, ' ');
+    assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {line:?}");
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status code");
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        assert!(line.ends_with("\r\n"), "field line not CRLF-terminated: {line:?}");
+        if line == "\r\n" {
+            break;
+        }
+        let (n, v) = line.trim_end().split_once(':').expect("field line");
+        headers.push((n.to_owned(), v.trim().to_owned()));
+    }
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head || status == 304 || status == 204 {
+        return Ok(resp);
+    }
+    let len: usize = resp
+        .header("content-length")
+        .expect("every response carries Content-Length")
+        .parse()
+        .expect("numeric Content-Length");
+    resp.body = vec![0; len];
+    r.read_exact(&mut resp.body)?;
+    Ok(resp)
+}
+
+/// Polls `cond` every 50 ms for up to `limit`; true as soon as it holds.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
