@@ -13,7 +13,7 @@ mod reactor;
 mod sys;
 mod worker;
 
-pub use head::{Framing, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Scan};
+pub use head::{Framing, Head, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Scan, parse, scan};
 pub use sys::{request_shutdown, shutdown_requested};
 
 use crate::message::Handler;
