@@ -210,7 +210,10 @@ fn trim_ows(v: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn parse_str(s: &str) -> Result<(Framing, bool, bool), u16> {
+    /// (framing, keep-alive, expect-continue) or the refusing status.
+    type Parsed = Result<(Framing, bool, bool), u16>;
+
+    fn parse_str(s: &str) -> Parsed {
         let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         parse(s.as_bytes(), &mut hs).map(|h| (h.framing, h.keep_alive, h.expect_continue))
     }
@@ -265,7 +268,7 @@ mod tests {
     fn parse_framing_table() {
         use Framing::*;
         let ok = |f, ka, ex| Ok((f, ka, ex));
-        let cases: &[(&str, Result<(Framing, bool, bool), u16>)] = &[
+        let cases: &[(&str, Parsed)] = &[
             ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", ok(None, true, false)),
             ("GET / HTTP/1.0\r\n\r\n", ok(None, false, false)),
             (

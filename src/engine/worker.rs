@@ -348,16 +348,17 @@ impl<'a> Out<'a> {
         if self.pos == 0 {
             return Ok(());
         }
-        send_all(self.stream, &self.buf[..self.pos], self.timeout)?;
-        self.sent += self.pos as u64;
-        self.pos = 0;
         if let Some((rate, since)) = self.rate {
-            // Sleep until the bytes sent so far are due at `rate` bytes/s.
-            let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+            // Hold these bytes until they are due at `rate` bytes/s, counting
+            // them too: the last byte then arrives at total/rate, not a chunk early.
+            let due = Duration::from_secs_f64((self.sent + self.pos as u64) as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(since.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
+        send_all(self.stream, &self.buf[..self.pos], self.timeout)?;
+        self.sent += self.pos as u64;
+        self.pos = 0;
         Ok(())
     }
 }
