@@ -16,7 +16,7 @@ downloads: byte ranges, strong validators, conditional requests.
 
 Options:
   -l, --listen ADDR:PORT     address to listen on [default: 0.0.0.0:8080]; port 0 picks a free one
-  -t, --threads N            worker threads answering requests [default: 16]
+  -t, --threads N            worker threads, each with its own event loop [default: CPUs]
       --max-connections N    open connections at most; more get 503 [default: 1000]
       --head-timeout SECS    time allowed to send a request head [default: 10]
       --idle-timeout SECS    keep-alive connections idle longer are closed [default: 15]

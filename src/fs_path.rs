@@ -8,14 +8,18 @@
 //!    rows 22–23). Pure.
 //! 2. [`has_dotfile`] tells the caller whether a segment is hidden (served only
 //!    when the operator opts in, http-semantics §4). Pure.
-//! 3. [`locate`] maps the decoded path under the canonical root, canonicalises
-//!    it and checks containment (symlinks out of the root → 404). Touches the
-//!    file system, nothing else.
+//! 3. [`open`] opens the decoded path under the canonical root and checks that
+//!    the file the kernel opened is inside it (symlinks out of the root → 404).
+//!    Touches the file system, nothing else.
 //!
 //! [`encode_path`] is the inverse of [`decode`] for `Location` headers and the
 //! links of a directory listing: `decode(&encode_path(d)) == Ok(d)` for every
 //! `d` that `decode` returns.
 
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Why a request path is refused with 400.
@@ -148,8 +152,21 @@ pub fn has_dotfile(decoded: &str) -> bool {
     decoded.split('/').any(|segment| segment.starts_with('.'))
 }
 
-/// Maps a decoded path under `root` and returns its canonical form, or `None`
-/// (→ 404) when it does not exist, cannot be resolved, or leaves the root.
+/// A file or folder opened under the root: the handle, its `fstat`, and the
+/// real path the kernel opened (symlinks resolved).
+#[derive(Debug)]
+pub struct Opened {
+    pub file: File,
+    pub meta: Metadata,
+    pub real: PathBuf,
+}
+
+/// `O_NONBLOCK` on Linux for x86, ARM and AArch64: opening a FIFO someone left
+/// in the folder must not block a worker forever (regular files ignore it).
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Opens a decoded path under `root`; `Err(NotFound)` (→ 404) when it does not
+/// exist or leaves the root.
 ///
 /// `root` must already be canonical (absolute, no symlinks), or the
 /// containment check refuses everything.
@@ -157,29 +174,40 @@ pub fn has_dotfile(decoded: &str) -> bool {
 /// * Each non-empty segment is pushed as one plain component; `Path::join`
 ///   with an absolute path would replace the root (http-semantics §4), so
 ///   `/etc/passwd` becomes `root/etc/passwd`. A segment that is not a plain
-///   name (`..`, `.`) yields `None`, in case a caller skips [`decode`].
-/// * The result is canonicalised; unless `follow_symlinks`, it must still lie
-///   under `root`, so a symlink pointing outside is refused (http-semantics §4).
-/// * A trailing `/` on something that is not a directory yields `None`, as
+///   name (`..`, `.`) is refused, in case a caller skips [`decode`].
+/// * The path is opened first, then the kernel says which file it opened
+///   (`/proc/self/fd/N`): one `readlink` instead of one per component as in
+///   `realpath(3)`, and the check is of the very handle the body will be read
+///   from, so nothing can be swapped in between. Unless `follow_symlinks`, that
+///   real path must lie under `root` (a symlink pointing outside → 404).
+/// * A trailing `/` on something that is not a directory is refused, as
 ///   `open("file/")` fails with `ENOTDIR` (POSIX path resolution); serving
 ///   `/file.txt/` would break every relative link in it.
-pub fn locate(root: &Path, decoded: &str, follow_symlinks: bool) -> Option<PathBuf> {
+pub fn open(root: &Path, decoded: &str, follow_symlinks: bool) -> io::Result<Opened> {
+    let not_found = || io::Error::from(io::ErrorKind::NotFound);
     let mut path = root.to_path_buf();
     for segment in decoded.split('/').filter(|s| !s.is_empty()) {
         let mut components = Path::new(segment).components();
         match (components.next(), components.next()) {
             (Some(Component::Normal(name)), None) => path.push(name),
-            _ => return None,
+            _ => return Err(not_found()),
         }
     }
-    let canonical = std::fs::canonicalize(&path).ok()?;
-    if !follow_symlinks && !canonical.starts_with(root) {
-        return None;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(&path)?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        // No /proc (a bare chroot): resolve the path instead.
+        .or_else(|_| std::fs::canonicalize(&path))?;
+    if !follow_symlinks && !real.starts_with(root) {
+        return Err(not_found());
     }
-    if decoded.ends_with('/') && !canonical.is_dir() {
-        return None;
+    let meta = file.metadata()?;
+    if decoded.ends_with('/') && !meta.is_dir() {
+        return Err(not_found());
     }
-    Some(canonical)
+    Ok(Opened { file, meta, real })
 }
 
 /// Percent-encodes a decoded path for a `Location` header or an `href`:
@@ -457,6 +485,11 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// The real path `open` arrives at, or `None` for a 404.
+    fn locate(root: &Path, decoded: &str, follow_symlinks: bool) -> Option<PathBuf> {
+        open(root, decoded, follow_symlinks).ok().map(|o| o.real)
     }
 
     /// A served root `www/` next to a `secret/` directory outside it.

@@ -126,7 +126,9 @@ pub enum Body {
     Empty,
     Static(&'static str),
     Bytes(Vec<u8>),
-    /// `len` bytes of `file` from offset `start` (seek + `Read::take`).
+    /// `len` bytes of `file` from offset `start` (seek + `Read::take`). The
+    /// handle must be freshly opened (at offset 0): the engine skips the seek
+    /// when `start` is 0.
     File {
         file: File,
         start: u64,

@@ -2,9 +2,9 @@
 //! system. Every decision is made before a byte is sent, in this order
 //! (http-semantics.md §2, RFC 9110 §13.2.2):
 //!
-//! 1. `locate`: decode the target once, refuse hostile paths (400), dotfiles and
-//!    anything outside the root (404).
-//! 2. `open`: open the file and `fstat` the handle — the validators come from the
+//! 1. `locate`: decode the target once, refuse hostile paths (400) and dotfiles (404).
+//! 2. `open`: open the file under the root, refuse anything outside it (404),
+//!    and `fstat` the handle — the validators come from the
 //!    handle the body will be read from, never from an earlier `stat` (§7).
 //! 3. Directories: `/dir` → 301 `/dir/`; `/dir/` → `index.html`, a listing, or 404.
 //! 4. Method: GET and HEAD only, else 405 with `Allow`.
@@ -18,18 +18,14 @@ use crate::message::{Body, Handler, Headers, Reply, Request, error_body};
 use crate::range::{self, Outcome};
 use crate::{fs_path, listing, mime, multipart, validators};
 use std::borrow::Cow;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Entries shown in one listing at most, so a huge directory cannot make one
 /// request allocate without bound.
 const MAX_LISTING: usize = 10_000;
-
-/// `O_NONBLOCK` on Linux for x86, ARM and AArch64: opening a FIFO someone left
-/// in the folder must not block a worker forever (regular files ignore it).
-const O_NONBLOCK: i32 = 0o4000;
 
 /// What the operator chose on the command line.
 #[derive(Debug, Clone)]
@@ -58,16 +54,12 @@ impl Handler for FileServer {
             Ok(d) => d,
             Err(status) => return error(h, status),
         };
-        let Some(path) = fs_path::locate(&self.opts.root, &decoded, self.opts.follow_symlinks)
-        else {
-            return error(h, 404);
-        };
-        let (file, meta) = match open(&path) {
-            Ok(fm) => fm,
+        let fs_path::Opened { file, meta, real } = match self.open(&decoded) {
+            Ok(o) => o,
             Err(status) => return error(h, status),
         };
         if meta.is_dir() {
-            return self.directory(req, h, &decoded, &path);
+            return self.directory(req, h, &decoded, &real);
         }
         if !meta.is_file() {
             // Devices, sockets and FIFOs are not downloads.
@@ -90,6 +82,18 @@ impl FileServer {
         Ok(decoded)
     }
 
+    /// Step 2: open under the root and `fstat` the handle.
+    fn open(&self, decoded: &str) -> Result<fs_path::Opened, u16> {
+        fs_path::open(&self.opts.root, decoded, self.opts.follow_symlinks).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                log::debug!("{decoded}: not found or outside the root");
+            } else {
+                log::warn!("{decoded}: {e}");
+            }
+            status_for(&e)
+        })
+    }
+
     /// Step 3: a directory answers with a redirect, its index, a listing or 404.
     fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, path: &Path) -> Reply {
         if !decoded.ends_with('/') {
@@ -105,12 +109,10 @@ impl FileServer {
             };
         }
         let index = format!("{decoded}index.html");
-        if let Some(index_path) =
-            fs_path::locate(&self.opts.root, &index, self.opts.follow_symlinks)
-            && let Ok((file, meta)) = open(&index_path)
-            && meta.is_file()
+        if let Ok(o) = fs_path::open(&self.opts.root, &index, self.opts.follow_symlinks)
+            && o.meta.is_file()
         {
-            return serve_file(req, h, file, &meta, &index);
+            return serve_file(req, h, o.file, &o.meta, &index);
         }
         if !self.opts.listing {
             return error(h, 404);
@@ -288,23 +290,6 @@ fn add_validators(h: &mut Headers, etag: &str, lm: Option<std::time::SystemTime>
     if let Some(date) = lm.and_then(validators::fmt_http_date) {
         h.add("Last-Modified", &date);
     }
-}
-
-/// Opens for reading without blocking on FIFOs, and `fstat`s the handle.
-fn open(path: &Path) -> Result<(File, Metadata), u16> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
-            log::warn!("open {}: {e}", path.display());
-            status_for(&e)
-        })?;
-    let meta = file.metadata().map_err(|e| {
-        log::warn!("fstat {}: {e}", path.display());
-        status_for(&e)
-    })?;
-    Ok((file, meta))
 }
 
 /// A file-system error as a status with no detail: the detail is logged, the

@@ -1,5 +1,4 @@
-//! The few system calls std does not expose: `poll(2)` for the readiness loop and
-//! for send-progress deadlines, and `signal(2)` for graceful shutdown on SIGTERM
+//! The few system calls std does not expose: `poll(2)` for the readiness loops, and `signal(2)` for graceful shutdown on SIGTERM
 //! and SIGINT. This is the only module with `unsafe` code; each block is one FFI
 //! call with arguments whose validity the safe wrapper guarantees.
 //!
@@ -55,16 +54,6 @@ pub fn poll_fds(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usi
         return Err(e);
     }
     Ok(n as usize)
-}
-
-/// Waits for one fd to become ready for `events`; `false` on time-out.
-pub fn wait_fd(fd: RawFd, events: i16, timeout: Duration) -> io::Result<bool> {
-    let mut p = [PollFd {
-        fd,
-        events,
-        revents: 0,
-    }];
-    Ok(poll_fds(&mut p, Some(timeout))? > 0)
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);

@@ -156,7 +156,8 @@ impl Server {
 
     /// Resident set size in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -166,7 +167,10 @@ impl Server {
 
     /// Sends SIGTERM (by PID: only the process this test started).
     pub fn terminate(&self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
     }
 
     /// Waits up to `limit` for the process to exit; its exit code if it did.
@@ -184,7 +188,12 @@ impl Server {
     /// A plain GET on a fresh connection: proves the server still serves.
     pub fn assert_serves(&self, path: &str, expected: &[u8]) {
         let r = get(self.addr, path, &[]);
-        assert_eq!(r.status, 200, "server no longer serves {path}; log:\n{}", self.log());
+        assert_eq!(
+            r.status,
+            200,
+            "server no longer serves {path}; log:\n{}",
+            self.log()
+        );
         assert_eq!(r.body, expected, "wrong body for {path}");
     }
 }
@@ -207,7 +216,10 @@ pub struct Response {
 impl Response {
     /// The value of the only field called `name`; panics if it appears twice.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let mut found = self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut found = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
         let first = found.next().map(|(_, v)| v.as_str());
         assert!(found.next().is_none(), "field {name} appears twice");
         first
@@ -289,17 +301,29 @@ pub fn read_response(r: &mut impl BufRead, head: bool) -> std::io::Result<Respon
     let mut line = String::new();
     r.read_line(&mut line)?;
     if line.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
-    assert!(line.ends_with("\r\n"), "status line not CRLF-terminated: {line:?}");
+    assert!(
+        line.ends_with("\r\n"),
+        "status line not CRLF-terminated: {line:?}"
+    );
     let mut parts = line.trim_end().splitn(3, ' ');
     assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {line:?}");
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status code");
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
     let mut headers = Vec::new();
     loop {
         line.clear();
         r.read_line(&mut line)?;
-        assert!(line.ends_with("\r\n"), "field line not CRLF-terminated: {line:?}");
+        assert!(
+            line.ends_with("\r\n"),
+            "field line not CRLF-terminated: {line:?}"
+        );
         if line == "\r\n" {
             break;
         }
