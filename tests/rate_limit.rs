@@ -80,3 +80,18 @@ fn no_rate_limit_is_fast() {
     // Far above any rate-limit figure above: 8 MiB well under 2 s even in debug.
     assert!(secs < 2.0, "8 MiB took {secs:.2} s without a limit");
 }
+
+/// The send deadline counts from the last byte the client took, not from the
+/// start of the response: a paced download longer than `--send-timeout` that
+/// keeps moving must complete.
+#[test]
+fn steady_download_outlives_the_send_timeout() {
+    let dir = TempDir::new();
+    let data = pattern(3 * 1024 * 1024, 11);
+    dir.write("f.bin", &data);
+    let server = Server::start_with(dir.path(), &["--rate-limit", "1M", "--send-timeout", "1"]);
+    let (body, secs) = timed_download(&server, "/f.bin", &[]);
+    assert_eq!(body.len(), data.len(), "download cut after {secs:.2} s");
+    assert!(body == data);
+    assert!(secs > 2.5, "the rate limit did not apply ({secs:.2} s)");
+}

@@ -228,7 +228,8 @@ pub(super) fn run<H: Handler>(
                 .and_then(|s| s.paused_until)
                 .is_some_and(|t| now >= t);
             let alive = if ready || paused_due {
-                drive(shared, handler, &mut ctx, &mut conns[i], now)
+                let readable = revents & (POLLIN | POLLHUP | POLLERR) != 0;
+                drive(shared, handler, &mut ctx, &mut conns[i], now, readable)
             } else {
                 conns[i].check_deadline(cfg, now, &mut ctx)
             };
@@ -362,10 +363,17 @@ fn drive<H: Handler>(
     ctx: &mut Ctx,
     c: &mut Conn,
     now: Instant,
+    mut may_read: bool,
 ) -> bool {
     loop {
         if let Some(s) = c.send.as_mut() {
-            match pump(s, &c.stream, &mut ctx.scratch) {
+            let sent_before = s.sent;
+            let pumped = pump(s, &c.stream, &mut ctx.scratch);
+            if s.sent != sent_before {
+                // The send deadline counts from the last byte the client took.
+                c.since = Instant::now();
+            }
+            match pumped {
                 Ok(Pumped::Done) => {
                     if !finish(c) {
                         return false;
@@ -401,17 +409,24 @@ fn drive<H: Handler>(
                 Scan::Incomplete => {}
             }
         }
+        // Read only when poll said there is something, or the last read filled
+        // the buffer: after a response, a read would mostly return EAGAIN —
+        // one wasted system call per request (level-triggered poll tells us).
+        if !may_read {
+            return true;
+        }
         match read_more(c, &mut ctx.spare, now) {
-            Ok(true) => continue,
-            Ok(false) => return true,
+            Ok(Some(filled_all_room)) => may_read = filled_all_room,
+            Ok(None) => return true,
             Err(()) => return false,
         }
     }
 }
 
-/// Reads what is available. `Ok(true)`: new bytes; `Ok(false)`: nothing now;
-/// `Err`: closed, failed, or a head too large (431 sent).
-fn read_more(c: &mut Conn, spare: &mut Vec<Vec<u8>>, now: Instant) -> Result<bool, ()> {
+/// Reads what is available. `Ok(Some(full))`: new bytes, `full` if they
+/// filled all the room there was; `Ok(None)`: nothing now; `Err`: closed or
+/// failed.
+fn read_more(c: &mut Conn, spare: &mut Vec<Vec<u8>>, now: Instant) -> Result<Option<bool>, ()> {
     if c.buf.is_empty() {
         c.buf = spare.pop().unwrap_or_else(|| vec![0; INITIAL_BUF]);
     }
@@ -423,6 +438,7 @@ fn read_more(c: &mut Conn, spare: &mut Vec<Vec<u8>>, now: Instant) -> Result<boo
         }
         c.buf.resize(grown, 0);
     }
+    let room = c.buf.len() - c.filled;
     match (&c.stream).read(&mut c.buf[c.filled..]) {
         Ok(0) => {
             log::debug!("{}: client closed the connection", c.peer);
@@ -441,12 +457,12 @@ fn read_more(c: &mut Conn, spare: &mut Vec<Vec<u8>>, now: Instant) -> Result<boo
                 c.reading = true;
                 c.since = now;
             }
-            Ok(true)
+            Ok(Some(n == room))
         }
         Err(e)
             if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted =>
         {
-            Ok(false)
+            Ok(None)
         }
         Err(e) => {
             log::debug!("{}: read failed: {e}", c.peer);
@@ -652,17 +668,32 @@ impl Sending {
     /// only the head stands before) a slice large enough to be worth it.
     fn zero_copy_slice(&self) -> Option<(u64, u64)> {
         self.file.as_ref()?;
-        let i = if self.literal_pos < self.literal.len() { 0 } else { self.idx };
-        let off = if self.literal_pos < self.literal.len() { 0 } else { self.off };
+        let i = if self.literal_pos < self.literal.len() {
+            0
+        } else {
+            self.idx
+        };
+        let off = if self.literal_pos < self.literal.len() {
+            0
+        } else {
+            self.off
+        };
         match self.parts.get(i)? {
-            Piece::Slice(start, len) if len - off >= ZERO_COPY_MIN => Some((start + off, len - off)),
+            Piece::Slice(start, len) if len - off >= ZERO_COPY_MIN => {
+                Some((start + off, len - off))
+            }
             _ => None,
         }
     }
 
     /// Sends the pending head (marked `MSG_MORE` so it leaves with the body),
     /// then up to `limit` bytes of the slice at `at` with `sendfile(2)`.
-    fn send_zero_copy(&mut self, stream: &TcpStream, (at, left): (u64, u64), limit: usize) -> io::Result<()> {
+    fn send_zero_copy(
+        &mut self,
+        stream: &TcpStream,
+        (at, left): (u64, u64),
+        limit: usize,
+    ) -> io::Result<()> {
         let sock = stream.as_raw_fd();
         if self.literal_pos < self.literal.len() {
             let end = self.literal.len().min(self.literal_pos + limit);
@@ -671,7 +702,9 @@ impl Sending {
             return Ok(());
         }
         let file = self.file.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
-        let want = usize::try_from(left).unwrap_or(usize::MAX).min(limit.max(1));
+        let want = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(limit.max(1));
         match sys::send_file(sock, file, at, want)? {
             0 => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -39,7 +39,10 @@ unsafe extern "C" {
     fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
     // 32-bit glibc's `sendfile` takes a 32-bit offset; its `sendfile64` is the
     // one to call there. musl's off_t is 64-bit everywhere.
-    #[cfg_attr(all(target_env = "gnu", target_pointer_width = "32"), link_name = "sendfile64")]
+    #[cfg_attr(
+        all(target_env = "gnu", target_pointer_width = "32"),
+        link_name = "sendfile64"
+    )]
     fn sendfile(out_fd: i32, in_fd: i32, offset: *mut i64, count: usize) -> isize;
     fn signal(signum: i32, handler: usize) -> usize;
     fn write(fd: i32, buf: *const u8, count: usize) -> isize;
@@ -80,7 +83,8 @@ pub fn send_more(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 /// socket, without copying through user space. Returns the bytes sent (0 means
 /// the file ended before `offset + count`). The file's own position is untouched.
 pub fn send_file(sock: RawFd, file: RawFd, offset: u64, count: usize) -> io::Result<usize> {
-    let mut off = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut off =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `off` is a valid, exclusively borrowed i64 for the call; the
     // kernel validates both descriptors.
     let n = unsafe { sendfile(sock, file, &mut off, count) };
