@@ -20,13 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Largest single write. Large writes are what makes loopback and LAN transfers
 /// fast (engine-notes: 256 KiB copies ≈ sendfile on loopback).
+///
+/// Bodies are copied (seek + `Read::take` into this buffer), never sent with
+/// `sendfile(2)`: sendfile queues page-cache pages, and a file truncated while
+/// they wait in the socket goes out as zeros under an honest-looking length —
+/// measured here (tests/robustness.rs, `file_truncated_during_download`). A
+/// copy sends exactly the bytes read, and a short read closes the connection.
 const CHUNK: usize = 256 * 1024;
-/// File slices at least this long go out with `sendfile(2)` (zero-copy);
-/// shorter ones are copied behind the head into one write.
-const ZERO_COPY_MIN: u64 = 32 * 1024;
-/// Largest single `sendfile(2)` when no rate limit applies: the socket takes
-/// what fits anyway, and fewer calls cost less.
-const ZERO_COPY_CHUNK: usize = 4 * 1024 * 1024;
 /// First size of a read buffer; it doubles up to `MAX_HEAD` as a head needs.
 const INITIAL_BUF: usize = 2048;
 /// Read buffers kept for reuse, so a keep-alive request costs no allocation.
@@ -626,7 +626,7 @@ fn pump(s: &mut Sending, stream: &TcpStream, scratch: &mut Vec<u8>) -> io::Resul
         *scratch = vec![0; CHUNK];
     }
     loop {
-        let mut limit = ZERO_COPY_CHUNK;
+        let mut limit = CHUNK;
         if let Some((rate, since)) = s.rate {
             // Send only what is due at `rate` bytes/s, in pieces of about a
             // tenth of a second, so the last byte arrives at total/rate.
@@ -641,14 +641,6 @@ fn pump(s: &mut Sending, stream: &TcpStream, scratch: &mut Vec<u8>) -> io::Resul
             limit = usize::try_from(allowed.min(CHUNK as u64)).unwrap_or(CHUNK);
         }
         s.paused_until = None;
-        if let Some(big) = s.zero_copy_slice() {
-            match s.send_zero_copy(stream, big, limit) {
-                Ok(()) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Pumped::Blocked),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
         let n = s.fill(scratch, limit)?;
         if n == 0 {
             return Ok(Pumped::Done);
@@ -664,59 +656,6 @@ fn pump(s: &mut Sending, stream: &TcpStream, scratch: &mut Vec<u8>) -> io::Resul
 }
 
 impl Sending {
-    /// The file slice to send with `sendfile(2)` next, if the cursor is at (or
-    /// only the head stands before) a slice large enough to be worth it.
-    fn zero_copy_slice(&self) -> Option<(u64, u64)> {
-        self.file.as_ref()?;
-        let i = if self.literal_pos < self.literal.len() {
-            0
-        } else {
-            self.idx
-        };
-        let off = if self.literal_pos < self.literal.len() {
-            0
-        } else {
-            self.off
-        };
-        match self.parts.get(i)? {
-            Piece::Slice(start, len) if len - off >= ZERO_COPY_MIN => {
-                Some((start + off, len - off))
-            }
-            _ => None,
-        }
-    }
-
-    /// Sends the pending head (marked `MSG_MORE` so it leaves with the body),
-    /// then up to `limit` bytes of the slice at `at` with `sendfile(2)`.
-    fn send_zero_copy(
-        &mut self,
-        stream: &TcpStream,
-        (at, left): (u64, u64),
-        limit: usize,
-    ) -> io::Result<()> {
-        let sock = stream.as_raw_fd();
-        if self.literal_pos < self.literal.len() {
-            let end = self.literal.len().min(self.literal_pos + limit);
-            let n = sys::send_more(sock, &self.literal[self.literal_pos..end])?;
-            self.advance(n);
-            return Ok(());
-        }
-        let file = self.file.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
-        let want = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(limit.max(1));
-        match sys::send_file(sock, file, at, want)? {
-            0 => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("file ended {left} bytes before the announced length"),
-            )),
-            n => {
-                self.advance(n);
-                Ok(())
-            }
-        }
-    }
-
     fn remaining(&self) -> u64 {
         let mut left = (self.literal.len() - self.literal_pos) as u64;
         let mut i = self.idx;

@@ -65,6 +65,9 @@ impl Default for Config {
 /// A request body we do not want is read and discarded up to this size so that
 /// the connection can be reused; a larger one closes the connection.
 const DRAIN_CAP: u64 = 64 * 1024;
+/// Connections the kernel queues before we accept them (std's default is 128,
+/// which a burst of a few hundred connects overflows).
+const LISTEN_BACKLOG: i32 = 1024;
 /// Each worker's stack. Handlers are shallow; the largest frame holds the
 /// parsed header array (`MAX_HEADERS` × 32 bytes).
 const WORKER_STACK: usize = 256 * 1024;
@@ -100,6 +103,9 @@ impl Server {
         let (wake_rx, wake_tx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
         self.listener.set_nonblocking(true)?;
+        if let Err(e) = sys::set_backlog(self.listener.as_raw_fd(), LISTEN_BACKLOG) {
+            log::warn!("could not raise the listen backlog: {e}");
+        }
         sys::install_shutdown_signals(wake_tx.as_raw_fd());
         let shared = Shared {
             config: self.config,

@@ -2,9 +2,8 @@
 //! and SIGINT. This is the only module with `unsafe` code; each block is one FFI
 //! call with arguments whose validity the safe wrapper guarantees.
 //!
-//! Hand-written rather than the `libc` crate: five declarations whose C types
-//! are the same on every Linux target we build (glibc and musl, 32 and 64 bit),
-//! but for 32-bit glibc's `sendfile64`, named below.
+//! Hand-written rather than the `libc` crate: four declarations whose C types
+//! are the same on every Linux target we build (glibc and musl, 32 and 64 bit).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -30,20 +29,9 @@ pub const POLLNVAL: i16 = 0x020;
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 
-/// `MSG_MORE | MSG_NOSIGNAL`: more data follows (coalesce the head with the
-/// body that `sendfile` sends next), and a closed peer is an error, not SIGPIPE.
-const SEND_FLAGS: i32 = 0x8000 | 0x4000;
-
 unsafe extern "C" {
     fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
-    fn send(fd: i32, buf: *const u8, len: usize, flags: i32) -> isize;
-    // 32-bit glibc's `sendfile` takes a 32-bit offset; its `sendfile64` is the
-    // one to call there. musl's off_t is 64-bit everywhere.
-    #[cfg_attr(
-        all(target_env = "gnu", target_pointer_width = "32"),
-        link_name = "sendfile64"
-    )]
-    fn sendfile(out_fd: i32, in_fd: i32, offset: *mut i64, count: usize) -> isize;
+    fn listen(fd: i32, backlog: i32) -> i32;
     fn signal(signum: i32, handler: usize) -> usize;
     fn write(fd: i32, buf: *const u8, count: usize) -> isize;
 }
@@ -69,29 +57,14 @@ pub fn poll_fds(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usi
     Ok(n as usize)
 }
 
-/// `send(2)` with `MSG_MORE`: the bytes may wait for what follows.
-pub fn send_more(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid slice for the duration of the call.
-    let n = unsafe { send(fd, buf.as_ptr(), buf.len(), SEND_FLAGS) };
-    if n < 0 {
+/// Sets the listen backlog of an already listening socket (std uses 128,
+/// which a burst of connections overflows; Linux caps it at `somaxconn`).
+pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen(2) on a descriptor we own; the kernel validates it.
+    if unsafe { listen(fd, backlog) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(n as usize)
-}
-
-/// `sendfile(2)`: up to `count` bytes of `file` from `offset` straight to the
-/// socket, without copying through user space. Returns the bytes sent (0 means
-/// the file ended before `offset + count`). The file's own position is untouched.
-pub fn send_file(sock: RawFd, file: RawFd, offset: u64, count: usize) -> io::Result<usize> {
-    let mut off =
-        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `off` is a valid, exclusively borrowed i64 for the call; the
-    // kernel validates both descriptors.
-    let n = unsafe { sendfile(sock, file, &mut off, count) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    Ok(())
 }
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
