@@ -37,7 +37,7 @@ bench:
 
 ## Bounded fuzzing of the request-head and Range parsers (FUZZ_SECONDS each).
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --test fuzz -- --ignored --nocapture
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --test fuzz -- --ignored --nocapture --test-threads=3
 
 check: lint test static
 
