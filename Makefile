@@ -18,6 +18,7 @@ run: build
 ## Unit tests, loopback integration tests and real-client resume tests.
 test:
 	$(CARGO) test --all-targets
+	$(CARGO) test --doc
 
 lint:
 	$(CARGO) fmt --check

@@ -205,6 +205,10 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
     };
     let addr = server.local_addr().unwrap_or(cfg.listen);
     log::info!("listening on http://{addr}/ serving {}", root.display());
+    let root = match crate::fs_path::Root::new(root) {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot serve {}: {e}", cfg.dir.display())),
+    };
     let handler = FileServer::new(Options {
         root,
         follow_symlinks: cfg.follow_symlinks,

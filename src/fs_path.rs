@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a request path is refused with 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,62 +153,135 @@ pub fn has_dotfile(decoded: &str) -> bool {
     decoded.split('/').any(|segment| segment.starts_with('.'))
 }
 
-/// A file or folder opened under the root: the handle, its `fstat`, and the
-/// real path the kernel opened (symlinks resolved).
+/// The served folder: its canonical path, and a descriptor of it that files
+/// are opened beneath.
+#[derive(Debug)]
+pub struct Root {
+    path: PathBuf,
+    dir: File,
+}
+
+impl Root {
+    /// `path` must be canonical (absolute, no symlinks): containment is
+    /// checked against it when `openat2(2)` is not available.
+    pub fn new(path: PathBuf) -> io::Result<Root> {
+        let dir = File::open(&path)?;
+        Ok(Root { path, dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A file or folder opened under the root: the handle, its `fstat`, and its
+/// path (root + segments; symlinks inside the root not resolved).
 #[derive(Debug)]
 pub struct Opened {
     pub file: File,
     pub meta: Metadata,
-    pub real: PathBuf,
+    pub path: PathBuf,
 }
 
 /// `O_NONBLOCK` on Linux for x86, ARM and AArch64: opening a FIFO someone left
 /// in the folder must not block a worker forever (regular files ignore it).
 const O_NONBLOCK: i32 = 0o4000;
+/// Set once `openat2(2)` turned out to be missing (Linux < 5.6) or filtered.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// Opens a decoded path under `root`; `Err(NotFound)` (→ 404) when it does not
 /// exist or leaves the root.
 ///
-/// `root` must already be canonical (absolute, no symlinks), or the
-/// containment check refuses everything.
-///
-/// * Each non-empty segment is pushed as one plain component; `Path::join`
+/// * Each non-empty segment is taken as one plain component; `Path::join`
 ///   with an absolute path would replace the root (http-semantics §4), so
 ///   `/etc/passwd` becomes `root/etc/passwd`. A segment that is not a plain
 ///   name (`..`, `.`) is refused, in case a caller skips [`decode`].
-/// * The path is opened first, then the kernel says which file it opened
-///   (`/proc/self/fd/N`): one `readlink` instead of one per component as in
-///   `realpath(3)`, and the check is of the very handle the body will be read
-///   from, so nothing can be swapped in between. Unless `follow_symlinks`, that
-///   real path must lie under `root` (a symlink pointing outside → 404).
+/// * Unless `follow_symlinks`, the file must lie under the root, symlinks
+///   resolved (a symlink pointing outside → 404). `openat2(2)` with
+///   `RESOLVE_BENEATH` checks that in the same path walk that opens the file.
+///   Where it is missing, or refuses an absolute symlink that may well point
+///   back inside, the kernel is asked which file it opened
+///   (`/proc/self/fd/N`, one `readlink`) and that real path must start with
+///   the root's. Either way the check is of the very handle the body will be
+///   read from, so nothing can be swapped in between.
 /// * A trailing `/` on something that is not a directory is refused, as
 ///   `open("file/")` fails with `ENOTDIR` (POSIX path resolution); serving
 ///   `/file.txt/` would break every relative link in it.
-pub fn open(root: &Path, decoded: &str, follow_symlinks: bool) -> io::Result<Opened> {
+pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Opened> {
     let not_found = || io::Error::from(io::ErrorKind::NotFound);
-    let mut path = root.to_path_buf();
+    let mut path = root.path.clone();
+    let mut relative = String::with_capacity(decoded.len() + 1);
     for segment in decoded.split('/').filter(|s| !s.is_empty()) {
         let mut components = Path::new(segment).components();
         match (components.next(), components.next()) {
             (Some(Component::Normal(name)), None) => path.push(name),
             _ => return Err(not_found()),
         }
+        if !relative.is_empty() {
+            relative.push('/');
+        }
+        relative.push_str(segment);
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(O_NONBLOCK)
-        .open(&path)?;
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        // No /proc (a bare chroot): resolve the path instead.
-        .or_else(|_| std::fs::canonicalize(&path))?;
-    if !follow_symlinks && !real.starts_with(root) {
-        return Err(not_found());
-    }
+    let file = if follow_symlinks {
+        open_plain(&path)?
+    } else {
+        match open_beneath(root, relative) {
+            Some(Ok(file)) => file,
+            Some(Err(e)) => return Err(e),
+            None => {
+                let file = open_plain(&path)?;
+                let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                    // No /proc (a bare chroot): resolve the path instead.
+                    .or_else(|_| std::fs::canonicalize(&path))?;
+                if !real.starts_with(&root.path) {
+                    return Err(not_found());
+                }
+                file
+            }
+        }
+    };
     let meta = file.metadata()?;
     if decoded.ends_with('/') && !meta.is_dir() {
         return Err(not_found());
     }
-    Ok(Opened { file, meta, real })
+    Ok(Opened { file, meta, path })
+}
+
+fn open_plain(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+}
+
+/// `openat2` beneath the root; `None` when the caller must check another way.
+fn open_beneath(root: &Root, mut relative: String) -> Option<io::Result<File>> {
+    const ENOSYS: i32 = 38;
+    const EPERM: i32 = 1;
+    const EXDEV: i32 = 18;
+    if NO_OPENAT2.load(Ordering::Relaxed) {
+        return None;
+    }
+    if relative.is_empty() {
+        relative.push('.');
+    }
+    // Decoded paths hold no NUL (`decode` refuses it); a stray one is a 404.
+    let Ok(c_path) = std::ffi::CString::new(relative) else {
+        return Some(Err(io::Error::from(io::ErrorKind::NotFound)));
+    };
+    match crate::engine::open_beneath(root.dir.as_raw_fd(), &c_path, O_NONBLOCK) {
+        Ok(file) => Some(Ok(file)),
+        Err(e) => match e.raw_os_error() {
+            Some(ENOSYS | EPERM) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+                log::info!("openat2 unavailable ({e}); checking containment by path");
+                None
+            }
+            // Leaves the root, or an absolute symlink: decide by real path.
+            Some(EXDEV) => None,
+            _ => Some(Err(e)),
+        },
+    }
 }
 
 /// Percent-encodes a decoded path for a `Location` header or an `href`:
@@ -489,7 +563,9 @@ mod tests {
 
     /// The real path `open` arrives at, or `None` for a 404.
     fn locate(root: &Path, decoded: &str, follow_symlinks: bool) -> Option<PathBuf> {
-        open(root, decoded, follow_symlinks).ok().map(|o| o.real)
+        let root = Root::new(root.to_path_buf()).ok()?;
+        let o = open(&root, decoded, follow_symlinks).ok()?;
+        std::fs::read_link(format!("/proc/self/fd/{}", o.file.as_raw_fd())).ok()
     }
 
     /// A served root `www/` next to a `secret/` directory outside it.
@@ -556,6 +632,21 @@ mod tests {
 
     #[test]
     fn locate_symlinks() {
+        symlink_cases();
+    }
+
+    /// The same answers where the kernel has no `openat2(2)` (Linux < 5.6,
+    /// many routers) and the real path of the open handle decides. The flag
+    /// is process-wide: tests running meanwhile take the fallback too, which
+    /// must give them the same answers.
+    #[test]
+    fn locate_symlinks_without_openat2() {
+        NO_OPENAT2.store(true, Ordering::Relaxed);
+        symlink_cases();
+        NO_OPENAT2.store(false, Ordering::Relaxed);
+    }
+
+    fn symlink_cases() {
         use std::os::unix::fs::symlink;
         let (tmp, root) = site();
         symlink(root.join("a/b/c.txt"), root.join("inside")).expect("symlink");

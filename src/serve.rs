@@ -21,17 +21,17 @@ use std::borrow::Cow;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Entries shown in one listing at most, so a huge directory cannot make one
 /// request allocate without bound.
 const MAX_LISTING: usize = 10_000;
 
 /// What the operator chose on the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Options {
-    /// The served folder, canonical (absolute, no symlinks).
-    pub root: PathBuf,
+    /// The served folder (its canonical path and a descriptor of it).
+    pub root: fs_path::Root,
     pub follow_symlinks: bool,
     pub dotfiles: bool,
     pub listing: bool,
@@ -54,12 +54,12 @@ impl Handler for FileServer {
             Ok(d) => d,
             Err(status) => return error(h, status),
         };
-        let fs_path::Opened { file, meta, real } = match self.open(&decoded) {
+        let fs_path::Opened { file, meta, path } = match self.open(&decoded) {
             Ok(o) => o,
             Err(status) => return error(h, status),
         };
         if meta.is_dir() {
-            return self.directory(req, h, &decoded, &real);
+            return self.directory(req, h, &decoded, &path);
         }
         if !meta.is_file() {
             // Devices, sockets and FIFOs are not downloads.
@@ -155,7 +155,7 @@ impl FileServer {
             let path = entry.path();
             if !self.opts.follow_symlinks
                 && entry.file_type().is_ok_and(|t| t.is_symlink())
-                && !std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(&self.opts.root))
+                && !std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(self.opts.root.path()))
             {
                 continue;
             }

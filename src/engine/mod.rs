@@ -14,7 +14,7 @@ mod head;
 mod sys;
 
 pub use head::{Framing, Head, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Scan, parse, scan};
-pub use sys::{request_shutdown, shutdown_requested};
+pub use sys::{open_beneath, request_shutdown, shutdown_requested};
 
 use crate::message::Handler;
 use std::io;
