@@ -174,13 +174,11 @@ impl Root {
     }
 }
 
-/// A file or folder opened under the root: the handle, its `fstat`, and its
-/// path (root + segments; symlinks inside the root not resolved).
+/// A file or folder opened under the root: the handle and its `fstat`.
 #[derive(Debug)]
 pub struct Opened {
     pub file: File,
     pub meta: Metadata,
-    pub path: PathBuf,
 }
 
 /// `O_NONBLOCK` on Linux for x86, ARM and AArch64: opening a FIFO someone left
@@ -209,26 +207,14 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 ///   `/file.txt/` would break every relative link in it.
 pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Opened> {
     let not_found = || io::Error::from(io::ErrorKind::NotFound);
-    let mut path = root.path.clone();
-    let mut relative = String::with_capacity(decoded.len() + 1);
-    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
-        let mut components = Path::new(segment).components();
-        match (components.next(), components.next()) {
-            (Some(Component::Normal(name)), None) => path.push(name),
-            _ => return Err(not_found()),
-        }
-        if !relative.is_empty() {
-            relative.push('/');
-        }
-        relative.push_str(segment);
-    }
     let file = if follow_symlinks {
-        open_plain(&path)?
+        open_plain(&join(root, decoded).ok_or_else(not_found)?)?
     } else {
-        match open_beneath(root, relative) {
+        match open_beneath(root, decoded) {
             Some(Ok(file)) => file,
             Some(Err(e)) => return Err(e),
             None => {
+                let path = join(root, decoded).ok_or_else(not_found)?;
                 let file = open_plain(&path)?;
                 let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
                     // No /proc (a bare chroot): resolve the path instead.
@@ -244,7 +230,28 @@ pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Ope
     if decoded.ends_with('/') && !meta.is_dir() {
         return Err(not_found());
     }
-    Ok(Opened { file, meta, path })
+    Ok(Opened { file, meta })
+}
+
+/// The decoded path as a path under the root: each non-empty segment pushed
+/// as one plain component (`Path::join` of an absolute path would replace the
+/// root, http-semantics §4). `None` for a segment that is not a plain name
+/// (`..`, `.`), in case a caller skips [`decode`]. No symlink is resolved.
+pub fn join(root: &Root, decoded: &str) -> Option<PathBuf> {
+    let mut path = root.path.clone();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        path.push(plain(segment)?);
+    }
+    Some(path)
+}
+
+/// `segment` if it is one plain file name, not `.`, `..` or empty.
+fn plain(segment: &str) -> Option<&str> {
+    let mut components = Path::new(segment).components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(_)), None) => Some(segment),
+        _ => None,
+    }
 }
 
 fn open_plain(path: &Path) -> io::Result<File> {
@@ -255,15 +262,26 @@ fn open_plain(path: &Path) -> io::Result<File> {
 }
 
 /// `openat2` beneath the root; `None` when the caller must check another way.
-fn open_beneath(root: &Root, mut relative: String) -> Option<io::Result<File>> {
+fn open_beneath(root: &Root, decoded: &str) -> Option<io::Result<File>> {
     const ENOSYS: i32 = 38;
     const EPERM: i32 = 1;
     const EXDEV: i32 = 18;
     if NO_OPENAT2.load(Ordering::Relaxed) {
         return None;
     }
+    // The relative C path in one allocation (room for `.` and the NUL).
+    let mut relative = Vec::with_capacity(decoded.len() + 2);
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        let Some(name) = plain(segment) else {
+            return Some(Err(io::Error::from(io::ErrorKind::NotFound)));
+        };
+        if !relative.is_empty() {
+            relative.push(b'/');
+        }
+        relative.extend_from_slice(name.as_bytes());
+    }
     if relative.is_empty() {
-        relative.push('.');
+        relative.push(b'.');
     }
     // Decoded paths hold no NUL (`decode` refuses it); a stray one is a 404.
     let Ok(c_path) = std::ffi::CString::new(relative) else {

@@ -54,12 +54,12 @@ impl Handler for FileServer {
             Ok(d) => d,
             Err(status) => return error(h, status),
         };
-        let fs_path::Opened { file, meta, path } = match self.open(&decoded) {
+        let fs_path::Opened { file, meta } = match self.open(&decoded) {
             Ok(o) => o,
             Err(status) => return error(h, status),
         };
         if meta.is_dir() {
-            return self.directory(req, h, &decoded, &path);
+            return self.directory(req, h, &decoded);
         }
         if !meta.is_file() {
             // Devices, sockets and FIFOs are not downloads.
@@ -95,7 +95,7 @@ impl FileServer {
     }
 
     /// Step 3: a directory answers with a redirect, its index, a listing or 404.
-    fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, path: &Path) -> Reply {
+    fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str) -> Reply {
         if !decoded.ends_with('/') {
             // Relative links in a listing or an index page need the slash.
             h.add_fmt(
@@ -120,7 +120,10 @@ impl FileServer {
         if !is_get_or_head(req.method) {
             return method_not_allowed(h);
         }
-        match self.list(path) {
+        let Some(path) = fs_path::join(&self.opts.root, decoded) else {
+            return error(h, 404);
+        };
+        match self.list(&path) {
             Ok(mut entries) => {
                 let page = listing::render(decoded, &mut entries);
                 h.add("Content-Type", "text/html; charset=utf-8");
@@ -185,10 +188,17 @@ fn serve_file(
         return method_not_allowed(h);
     }
     let size = meta.len();
-    let etag = validators::etag(size, meta.mtime(), meta.mtime_nsec(), meta.ino());
+    let mut etag_buf = [0u8; validators::ETAG_MAX];
+    let etag = validators::etag_into(
+        &mut etag_buf,
+        size,
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino(),
+    );
     let last_modified = validators::last_modified(meta.mtime());
     let v = Validators {
-        etag: &etag,
+        etag,
         last_modified,
     };
     let if_match = list_field(req, "if-match");
@@ -205,7 +215,7 @@ fn serve_file(
         Decision::NotModified => {
             // RFC 9110 §15.4.5: the fields a 200 would carry that describe the
             // cache entry; no Content-Type, no body.
-            add_validators(h, &etag, last_modified);
+            add_validators(h, etag, last_modified);
             return Reply {
                 status: 304,
                 body: Body::Empty,
@@ -222,7 +232,7 @@ fn serve_file(
     let content_type = mime::content_type(decoded);
     match outcome {
         Outcome::Ignore => {
-            full_headers(h, content_type, &etag, last_modified);
+            full_headers(h, content_type, etag, last_modified);
             Reply {
                 status: 200,
                 body: Body::File {
@@ -239,7 +249,7 @@ fn serve_file(
         }
         Outcome::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0];
-            full_headers(h, content_type, &etag, last_modified);
+            full_headers(h, content_type, etag, last_modified);
             h.add_fmt(
                 "Content-Range",
                 format_args!("bytes {}-{}/{size}", r.start, r.last()),
@@ -262,7 +272,7 @@ fn serve_file(
                 format_args!("multipart/byteranges; boundary={boundary}"),
             );
             h.add("Accept-Ranges", "bytes");
-            add_validators(h, &etag, last_modified);
+            add_validators(h, etag, last_modified);
             Reply {
                 status: 206,
                 body: Body::Parts { file, parts },
@@ -287,8 +297,8 @@ fn add_validators(h: &mut Headers, etag: &str, lm: Option<std::time::SystemTime>
     h.add("ETag", etag);
     // Out of the IMF-fixdate range (before 1970, after 9999): no header rather
     // than a wrong date or a panic.
-    if let Some(date) = lm.and_then(validators::fmt_http_date) {
-        h.add("Last-Modified", &date);
+    if let Some(date) = lm.and_then(validators::http_date) {
+        h.add_fmt("Last-Modified", format_args!("{date}"));
     }
 }
 

@@ -36,11 +36,31 @@ const HTTP_DATE_END_SECS: u64 = 253_402_300_800;
 /// assert_eq!(ranged::validators::etag(31, 1, 5, 2), "\"1f-3b9aca05-2\"");
 /// ```
 pub fn etag(len: u64, mtime_sec: i64, mtime_nsec: i64, ino: u64) -> String {
+    let mut buf = [0u8; ETAG_MAX];
+    etag_into(&mut buf, len, mtime_sec, mtime_nsec, ino).to_owned()
+}
+
+/// The longest tag [`etag`] makes: quotes, 16 + 32 + 16 hex digits, two dashes.
+pub const ETAG_MAX: usize = 2 + 16 + 1 + 32 + 1 + 16;
+
+/// [`etag`] written into a caller's buffer: the request path makes no String.
+pub fn etag_into(
+    buf: &mut [u8; ETAG_MAX],
+    len: u64,
+    mtime_sec: i64,
+    mtime_nsec: i64,
+    ino: u64,
+) -> &str {
+    use std::io::Write;
     let mtime_ns = i128::from(mtime_sec) * 1_000_000_000 + i128::from(mtime_nsec);
     // Two's complement on purpose: -1 s becomes ffff…c4653600, deterministic
     // and distinct from every non-negative mtime.
     let mtime_bits = mtime_ns as u128;
-    format!("\"{len:x}-{mtime_bits:x}-{ino:x}\"")
+    let mut cursor = &mut buf[..];
+    // Cannot fail: ETAG_MAX holds the longest possible tag.
+    let _ = write!(cursor, "\"{len:x}-{mtime_bits:x}-{ino:x}\"");
+    let written = ETAG_MAX - cursor.len();
+    std::str::from_utf8(&buf[..written]).unwrap_or("\"\"")
 }
 
 /// Last-Modified for an mtime: truncated to whole seconds, `None` outside the
@@ -62,11 +82,17 @@ pub fn last_modified(mtime_sec: i64) -> Option<SystemTime> {
 ///
 /// Sub-second parts are dropped, as IMF-fixdate has whole seconds only.
 pub fn fmt_http_date(t: SystemTime) -> Option<String> {
+    http_date(t).map(|d| d.to_string())
+}
+
+/// [`fmt_http_date`] as a value that formats itself (`Display`), so a header
+/// can be written without an intermediate String.
+pub fn http_date(t: SystemTime) -> Option<httpdate::HttpDate> {
     let since_epoch = t.duration_since(UNIX_EPOCH).ok()?;
     if since_epoch.as_secs() >= HTTP_DATE_END_SECS {
         return None;
     }
-    Some(httpdate::fmt_http_date(t))
+    Some(httpdate::HttpDate::from(t))
 }
 
 /// Any of the three HTTP-date formats (RFC 9110 §5.6.7); `None` if invalid.

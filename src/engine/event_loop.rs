@@ -55,7 +55,9 @@ struct Conn {
     /// Body bytes of the previous request still to be read and discarded.
     drain: u64,
     /// The response being sent, if any.
-    send: Option<Box<Sending>>,
+    send: Option<Sending>,
+    /// The last response's head buffer, kept for the next one.
+    spare_head: Vec<u8>,
 }
 
 /// A response in flight: literal bytes (status line, fields, small bodies) and
@@ -335,6 +337,7 @@ fn accept_burst(
                     reading: false,
                     drain: 0,
                     send: None,
+                    spare_head: Vec::new(),
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -545,7 +548,9 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
             (reply, keep, if keep { drain } else { 0 }, log, head_only)
         }
     };
-    c.send = Some(Box::new(prepare(
+    let literal = std::mem::take(&mut c.spare_head);
+    c.send = Some(prepare(
+        literal,
         reply,
         &ctx.headers,
         keep,
@@ -553,12 +558,14 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
         log,
         head_only,
         cfg.rate_limit,
-    )));
+    ));
     c.since = Instant::now();
 }
 
 /// Builds the head and the body cursor of a response.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn prepare(
+    mut literal: Vec<u8>,
     reply: Reply,
     fields: &Headers,
     keep: bool,
@@ -567,28 +574,26 @@ fn prepare(
     head_only: bool,
     rate: Option<u64>,
 ) -> Sending {
-    use std::fmt::Write as _;
     let status = reply.status;
     let body_len = reply.body.len();
     // RFC 9110 §6.4.1 / §8.6: 304 (and 1xx/204) carry no body and no
     // Content-Length from us.
     let bodiless = status == 304 || status == 204 || status < 200;
-    let mut head = String::with_capacity(256 + fields.as_str().len());
-    let _ = write!(head, "HTTP/1.1 {status} {}\r\nDate: ", reason(status));
-    with_date(|d| head.push_str(d));
+    literal.clear();
+    let _ = write!(literal, "HTTP/1.1 {status} {}\r\nDate: ", reason(status));
+    with_date(|d| literal.extend_from_slice(d.as_bytes()));
     if !bodiless {
-        let _ = write!(head, "\r\nContent-Length: {body_len}");
+        let _ = write!(literal, "\r\nContent-Length: {body_len}");
     }
-    head.push_str("\r\n");
+    literal.extend_from_slice(b"\r\n");
     if !keep {
-        head.push_str("Connection: close\r\n");
+        literal.extend_from_slice(b"Connection: close\r\n");
     } else if log.http10 {
-        head.push_str("Connection: keep-alive\r\n");
+        literal.extend_from_slice(b"Connection: keep-alive\r\n");
     }
-    head.push_str(fields.as_str());
-    head.push_str("\r\n");
-    let head_len = head.len() as u64;
-    let mut literal = head.into_bytes();
+    literal.extend_from_slice(fields.as_str().as_bytes());
+    literal.extend_from_slice(b"\r\n");
+    let head_len = literal.len() as u64;
     // HEAD: the GET's fields and Content-Length, no body (RFC 9110 §9.3.2).
     let (file, parts) = match reply.body {
         _ if bodiless || head_only => (None, Parts::None),
@@ -773,8 +778,12 @@ impl Sending {
 /// A response is complete: log it, consume its head, and get ready for the
 /// next request. `false`: close the connection.
 fn finish(c: &mut Conn) -> bool {
-    let s = c.send.take().expect("sending");
+    let mut s = c.send.take().expect("sending");
     log_access(c, &s);
+    // A listing's big buffer is not worth keeping for the next head.
+    if s.literal.capacity() <= 64 * 1024 {
+        c.spare_head = std::mem::take(&mut s.literal);
+    }
     let head_len = s.log.head_bytes;
     c.buf.copy_within(head_len..c.filled, 0);
     c.filled -= head_len;
