@@ -6,7 +6,7 @@ MUSL   := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/ranged
 FUZZ_SECONDS ?= 60
 
-.PHONY: build run test lint static bench fuzz check clean
+.PHONY: build run test lint static cross bench fuzz check clean
 
 build:
 	$(CARGO) build --release
@@ -32,6 +32,17 @@ static:
 	@file $(STATIC) | grep -q 'static' || { echo "not statically linked"; exit 1; }
 	@! ldd $(STATIC) 2>/dev/null | grep -q '=>' || { echo "ldd found shared libraries"; exit 1; }
 	@echo "size: $$(stat -c %s $(STATIC)) bytes"
+
+## Static ARM binaries for every ARM musl target installed (rustup target add ...),
+## linked by the rust-lld that ships with the toolchain: no cross gcc needed.
+ARM_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
+cross:
+	@for t in $(ARM_TARGETS); do \
+	  if rustup target list --installed | grep -qx $$t; then \
+	    env CARGO_TARGET_$$(echo $$t | tr a-z- A-Z_)_LINKER=rust-lld $(CARGO) build --release --target $$t || exit 1; \
+	    file target/$$t/release/ranged; \
+	  else echo "skip $$t: rustup target add $$t"; fi; \
+	done
 
 bench:
 	bench/run
