@@ -1284,3 +1284,35 @@ fn accept_survives_emfile() {
     assert!(recovered < Duration::from_secs(5), "{recovered:?}");
     still_serves(&server, &fx);
 }
+
+/// An answer to a request whose body we do not want (too large to drain) must
+/// reach a client that is still sending that body and slow to read: closing
+/// with unread input sends an RST, and the kernel then drops the answer's bytes
+/// not yet delivered. The server half-closes and lingers instead.
+#[test]
+fn answer_survives_an_unread_request_body() {
+    let _g = serial();
+    let fx = fixture();
+    let big = pattern(8 * MIB, 21);
+    fx.dir.write("big8m", &big);
+    let server = Server::start(fx.dir.path());
+    let mut c = Conn::open(server.addr);
+    c.send(b"GET /big8m HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n");
+    let chunk = vec![b'x'; 64 * KIB];
+    // The client goes on sending its body and reads nothing for a while: the
+    // answer piles up in the socket buffers, the server has finished writing.
+    for _ in 0..4 {
+        let _ = c.stream().try_clone().unwrap().write_all(&chunk);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let r = c.response(false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(
+        r.body == big,
+        "answer cut or damaged: {} of {} bytes",
+        r.body.len(),
+        big.len()
+    );
+    still_serves(&server, &fx);
+}

@@ -29,6 +29,13 @@ use std::time::{Duration, Instant, SystemTime};
 /// copy sends exactly the bytes read, and a short read closes the connection.
 /// sendfile was not faster on loopback either (random 64 KiB slices slower).
 const CHUNK: usize = 1024 * 1024;
+/// After a final answer on a connection with unread input (an unwanted body,
+/// pipelined requests, a refused head), we half-close and read and discard for
+/// up to this long before closing: closing with unread data sends an RST, which
+/// can destroy the answer before the client reads it (Apache's lingering close).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// ... and at most this many bytes.
+const LINGER_BYTES: u64 = 256 * 1024;
 /// First size of a read buffer; it doubles up to `MAX_HEAD` as a head needs.
 const INITIAL_BUF: usize = 2048;
 /// Read buffers kept for reuse, so a keep-alive request costs no allocation.
@@ -58,6 +65,9 @@ struct Conn {
     send: Option<Sending>,
     /// The last response's head buffer, kept for the next one.
     spare_head: Vec<u8>,
+    /// Answered and half-closed: bytes we may still read and discard before
+    /// closing (see `LINGER_TIME`). `None` while the connection is in use.
+    lingering: Option<u64>,
 }
 
 /// A response in flight: literal bytes (status line, fields, small bodies) and
@@ -255,6 +265,9 @@ pub(super) fn run<H: Handler>(
 impl Conn {
     /// What to poll for, and when this connection's current wait runs out.
     fn interest(&self, cfg: &super::Config) -> (i16, Instant) {
+        if self.lingering.is_some() {
+            return (POLLIN, self.since + LINGER_TIME);
+        }
         match &self.send {
             Some(s) => match s.paused_until {
                 Some(t) => (0, t.min(self.since + cfg.send_timeout)),
@@ -274,6 +287,9 @@ impl Conn {
         let (_, deadline) = self.interest(cfg);
         if now < deadline {
             return true;
+        }
+        if self.lingering.is_some() {
+            return false;
         }
         match &self.send {
             Some(s) => {
@@ -338,6 +354,7 @@ fn accept_burst(
                     drain: 0,
                     send: None,
                     spare_head: Vec::new(),
+                    lingering: None,
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -370,6 +387,9 @@ fn drive<H: Handler>(
     now: Instant,
     mut may_read: bool,
 ) -> bool {
+    if c.lingering.is_some() {
+        return linger(c, &mut ctx.scratch);
+    }
     loop {
         if let Some(s) = c.send.as_mut() {
             let sent_before = s.sent;
@@ -380,8 +400,11 @@ fn drive<H: Handler>(
             }
             match pumped {
                 Ok(Pumped::Done) => {
-                    if !finish(c) {
+                    if !finish(c, &mut ctx.scratch) {
                         return false;
+                    }
+                    if c.lingering.is_some() {
+                        return true;
                     }
                 }
                 Ok(Pumped::Blocked) => return true,
@@ -409,7 +432,7 @@ fn drive<H: Handler>(
                 Scan::Reject(status) => {
                     log::warn!("{}: request refused with {status}", c.peer);
                     refuse(&c.stream, status, &mut ctx.scratch);
-                    return false;
+                    return start_lingering(c, &mut ctx.scratch);
                 }
                 Scan::Incomplete => {}
             }
@@ -776,8 +799,9 @@ impl Sending {
 }
 
 /// A response is complete: log it, consume its head, and get ready for the
-/// next request. `false`: close the connection.
-fn finish(c: &mut Conn) -> bool {
+/// next request — or, when the connection is not kept, half-close it and
+/// start lingering. `false`: close the connection now.
+fn finish(c: &mut Conn, scratch: &mut Vec<u8>) -> bool {
     let mut s = c.send.take().expect("sending");
     log_access(c, &s);
     // A listing's big buffer is not worth keeping for the next head.
@@ -790,7 +814,7 @@ fn finish(c: &mut Conn) -> bool {
     c.requests += 1;
     if !s.keep {
         let _ = c.stream.shutdown(std::net::Shutdown::Write);
-        return false;
+        return start_lingering(c, scratch);
     }
     // Discard what is already buffered of an unwanted body.
     let k = usize::try_from(s.drain).unwrap_or(usize::MAX).min(c.filled);
@@ -800,6 +824,39 @@ fn finish(c: &mut Conn) -> bool {
     c.since = Instant::now();
     c.reading = c.filled > 0 || c.drain > 0;
     true
+}
+
+/// The answer is out and the write side half-closed: linger until the client
+/// closes too, so unread input does not turn our close into an RST.
+fn start_lingering(c: &mut Conn, scratch: &mut Vec<u8>) -> bool {
+    c.lingering = Some(LINGER_BYTES);
+    c.since = Instant::now();
+    c.filled = 0;
+    linger(c, scratch)
+}
+
+/// Reads and discards; `false` once the client closed, the budget is spent or
+/// reading fails (the deadline is `interest`'s).
+fn linger(c: &mut Conn, scratch: &mut Vec<u8>) -> bool {
+    if scratch.len() < 4096 {
+        scratch.resize(4096, 0);
+    }
+    loop {
+        let Some(left) = c.lingering else {
+            return false;
+        };
+        let want = scratch
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        match (&c.stream).read(&mut scratch[..want]) {
+            Ok(0) => return false,
+            Ok(n) if (n as u64) < left => c.lingering = Some(left - n as u64),
+            Ok(_) => return false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 fn log_access(c: &Conn, s: &Sending) {
