@@ -1,13 +1,13 @@
 //! Request-target to file-system path: percent-decoding exactly once, refusing
-//! hostile paths (http-semantics §4), and containment under the served root.
+//! hostile paths (docs/semantics.md §4), and containment under the served root.
 //!
 //! Step 1 of the request pipeline, in three calls:
 //!
 //! 1. [`decode`] turns the raw origin-form target into a clean absolute path
-//!    (`/a%20b/?x=1` → `/a b/`) or a [`PathError`] (→ 400, http-semantics §6
+//!    (`/a%20b/?x=1` → `/a b/`) or a [`PathError`] (→ 400, docs/semantics.md §6
 //!    rows 22–23). Pure.
 //! 2. [`has_dotfile`] tells the caller whether a segment is hidden (served only
-//!    when the operator opts in, http-semantics §4). Pure.
+//!    when the operator opts in, docs/semantics.md §4). Pure.
 //! 3. [`open`] opens the decoded path under the canonical root and checks that
 //!    the file the kernel opened is inside it (symlinks out of the root → 404).
 //!    Touches the file system, nothing else.
@@ -49,7 +49,7 @@ pub enum PathError {
 /// * The rest must start with `/` (`*`, `http://x/`, `a` → [`PathError::NotOrigin`]).
 /// * Percent-escapes are decoded exactly once (`%2541` → `%41`), so an escape
 ///   cannot smuggle a second round of decoding past these checks.
-/// * Refused, per http-semantics §4: NUL, `\`, `%2F`, any `..` segment (raw or
+/// * Refused, per docs/semantics.md §4: NUL, `\`, `%2F`, any `..` segment (raw or
 ///   decoded; we never clamp like Go's `path.Clean`, §6 row 23), bad escapes,
 ///   non-UTF-8 results. With several faults, the leftmost wins, and
 ///   [`PathError::NotUtf8`] only when nothing else is wrong.
@@ -103,7 +103,7 @@ pub fn decode(target: &str) -> Result<String, PathError> {
 }
 
 /// Appends one percent-decoded segment to `out`, refusing NUL, `\` and `/`
-/// whether raw or escaped (http-semantics §4).
+/// whether raw or escaped (docs/semantics.md §4).
 fn decode_segment(raw: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
     let mut rest = raw;
     while let [first, tail @ ..] = rest {
@@ -127,7 +127,7 @@ fn decode_segment(raw: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
             *first
         };
         match byte {
-            // NUL truncates C paths (Go answers 500, http-semantics §6 row 22).
+            // NUL truncates C paths (Go answers 500, docs/semantics.md §6 row 22).
             0 => return Err(PathError::Nul),
             // A separator on Windows and in some proxies' normalisation.
             b'\\' => return Err(PathError::Backslash),
@@ -148,7 +148,7 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// True if any segment of a decoded path starts with `.` (`/.git/config`,
 /// `/a/.env`, `/...`): hidden files are served only if the operator opts in
-/// (http-semantics §4).
+/// (docs/semantics.md §4).
 pub fn has_dotfile(decoded: &str) -> bool {
     decoded.split('/').any(|segment| segment.starts_with('.'))
 }
@@ -191,7 +191,7 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 /// exist or leaves the root.
 ///
 /// * Each non-empty segment is taken as one plain component; `Path::join`
-///   with an absolute path would replace the root (http-semantics §4), so
+///   with an absolute path would replace the root (docs/semantics.md §4), so
 ///   `/etc/passwd` becomes `root/etc/passwd`. A segment that is not a plain
 ///   name (`..`, `.`) is refused, in case a caller skips [`decode`].
 /// * Unless `follow_symlinks`, the file must lie under the root, symlinks
@@ -235,7 +235,7 @@ pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Ope
 
 /// The decoded path as a path under the root: each non-empty segment pushed
 /// as one plain component (`Path::join` of an absolute path would replace the
-/// root, http-semantics §4). `None` for a segment that is not a plain name
+/// root, docs/semantics.md §4). `None` for a segment that is not a plain name
 /// (`..`, `.`), in case a caller skips [`decode`]. No symlink is resolved.
 pub fn join(root: &Root, decoded: &str) -> Option<PathBuf> {
     let mut path = root.path.clone();
@@ -441,7 +441,7 @@ mod tests {
     }
 
     /// Property check with a ten-line xorshift instead of a proptest
-    /// dependency (style.md): random targets built from the dangerous
+    /// dependency: random targets built from the dangerous
     /// characters never panic, and every accepted result keeps the promises
     /// of `decode`'s contract.
     #[test]

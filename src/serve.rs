@@ -1,6 +1,6 @@
 //! The file-serving pipeline: the only part of the core that touches the file
 //! system. Every decision is made before a byte is sent, in this order
-//! (http-semantics.md §2, RFC 9110 §13.2.2):
+//! (docs/semantics.md §2, RFC 9110 §13.2.2):
 //!
 //! 1. `locate`: decode the target once, refuse hostile paths (400) and dotfiles (404).
 //! 2. `open`: open the file under the root, refuse anything outside it (404),
@@ -303,7 +303,7 @@ fn add_validators(h: &mut Headers, etag: &str, lm: Option<std::time::SystemTime>
 }
 
 /// A file-system error as a status with no detail: the detail is logged, the
-/// client learns only "forbidden" or "not found" (style.md, principle 6).
+/// client learns only "forbidden" or "not found".
 fn status_for(e: &io::Error) -> u16 {
     match e.kind() {
         io::ErrorKind::PermissionDenied => 403,
@@ -332,7 +332,7 @@ fn method_not_allowed(h: &mut Headers) -> Reply {
     error(h, 405)
 }
 
-/// The one constructor for every error page (style.md, principle 6).
+/// The one constructor for every error page.
 fn error(h: &mut Headers, status: u16) -> Reply {
     h.add("Content-Type", "text/plain; charset=utf-8");
     Reply {

@@ -1,4 +1,4 @@
-//! Path handling as a client sees it (http-semantics.md §4, §6 rows 22–23):
+//! Path handling as a client sees it (docs/semantics.md §4, §6 rows 22–23):
 //! hostile targets, dotfiles, symlinks, folders and listings, names that need
 //! escaping, content types, and header values that must never split.
 

@@ -1,4 +1,4 @@
-//! The promised behaviour of http-semantics.md §1–§3 and §6, checked the way a
+//! The promised behaviour of docs/semantics.md §1–§3 and §6, checked the way a
 //! client sees it: raw requests to the real binary on 127.0.0.1:0, exact
 //! status, header values and body bytes.
 //!

@@ -1,7 +1,7 @@
 //! The HTTP/1.1 connection layer: owns the sockets, reads and checks request heads,
 //! writes exact responses, and bounds every resource a client can make it spend.
 //!
-//! Shape (engine-notes.md): a fixed pool of worker threads, each running its own
+//! Shape: a fixed pool of worker threads, each running its own
 //! `poll(2)` loop (`event_loop`) over the connections it accepted. The thread
 //! that reads a request answers it — no hand-off between threads, which on a
 //! 2-core host cost more than the whole request — and sends the response
