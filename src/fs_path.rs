@@ -184,6 +184,8 @@ pub struct Opened {
 /// `O_NONBLOCK` on Linux for x86, ARM and AArch64: opening a FIFO someone left
 /// in the folder must not block a worker forever (regular files ignore it).
 const O_NONBLOCK: i32 = 0o4000;
+/// `O_PATH`: a handle that names a file without opening it for I/O.
+const O_PATH: i32 = 0o10000000;
 /// Set once `openat2(2)` turned out to be missing (Linux < 5.6) or filtered.
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
@@ -213,17 +215,7 @@ pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Ope
         match open_beneath(root, decoded) {
             Some(Ok(file)) => file,
             Some(Err(e)) => return Err(e),
-            None => {
-                let path = join(root, decoded).ok_or_else(not_found)?;
-                let file = open_plain(&path)?;
-                let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-                    // No /proc (a bare chroot): resolve the path instead.
-                    .or_else(|_| std::fs::canonicalize(&path))?;
-                if !real.starts_with(&root.path) {
-                    return Err(not_found());
-                }
-                file
-            }
+            None => open_checked(root, &join(root, decoded).ok_or_else(not_found)?)?,
         }
     };
     let meta = file.metadata()?;
@@ -251,6 +243,32 @@ fn plain(segment: &str) -> Option<&str> {
     match (components.next(), components.next()) {
         (Some(Component::Normal(_)), None) => Some(segment),
         _ => None,
+    }
+}
+
+/// Opens `path` for reading only once its real path is known to lie under the
+/// root. The first open is `O_PATH`: it touches nothing (a symlink to a device
+/// outside the root, say a watchdog, must not even be opened), and the kernel
+/// then names the file it reached; the read open goes through that same handle
+/// (`/proc/self/fd/N`), so nothing can be swapped in between.
+fn open_checked(root: &Root, path: &Path) -> io::Result<File> {
+    let not_found = || io::Error::from(io::ErrorKind::NotFound);
+    let probe = OpenOptions::new()
+        .read(true)
+        .custom_flags(O_PATH)
+        .open(path)?;
+    let fd_path = format!("/proc/self/fd/{}", probe.as_raw_fd());
+    match std::fs::read_link(&fd_path) {
+        Ok(real) if real.starts_with(&root.path) => open_plain(Path::new(&fd_path)),
+        Ok(_) => Err(not_found()),
+        // No /proc (a bare chroot): resolve the path, then open what it names.
+        Err(_) => {
+            let real = std::fs::canonicalize(path)?;
+            if !real.starts_with(&root.path) {
+                return Err(not_found());
+            }
+            open_plain(&real)
+        }
     }
 }
 

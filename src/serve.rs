@@ -315,7 +315,12 @@ fn status_for(e: &io::Error) -> u16 {
 /// by dropping the scheme and authority.
 fn origin_form(target: &str) -> &str {
     for scheme in ["http://", "https://"] {
-        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // Compare bytes: the target may hold UTF-8, and slicing a str inside a
+        // character would panic (a client-triggered 500).
+        let prefix = target.as_bytes().get(..scheme.len());
+        if target.len() > scheme.len()
+            && prefix.is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))
+        {
             let rest = &target[scheme.len()..];
             return rest.find('/').map_or("/", |i| &rest[i..]);
         }
@@ -371,6 +376,10 @@ mod tests {
             ("https://host", "/"),
             ("http://", "http://"),
             ("*", "*"),
+            // Multi-byte characters across the scheme-length boundary.
+            ("/aaaaaé", "/aaaaaé"),
+            ("/aaaaaaé", "/aaaaaaé"),
+            ("/日本語", "/日本語"),
         ];
         for (input, want) in cases {
             assert_eq!(origin_form(input), want, "{input}");

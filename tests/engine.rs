@@ -77,3 +77,32 @@ fn request_cap_closes_the_connection() {
     assert!(c.is_closed(), "connection still open after the cap");
     server.assert_serves("/f.txt", b"hello\n");
 }
+
+/// A small request body is drained and the connection then idles quietly: it
+/// must not be mistaken for a half-sent head and answered 408 at the head
+/// deadline, but closed silently at the idle deadline.
+#[test]
+fn drained_body_then_idle_gets_no_408() {
+    let dir = TempDir::new();
+    dir.write("f.txt", b"hello\n");
+    let server = Server::start_with(dir.path(), &["--head-timeout", "1", "--idle-timeout", "3"]);
+    let mut c = Conn::open(server.addr);
+    c.send(b"GET /f.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
+    assert_eq!(c.response(false).body, b"hello\n");
+    c.send(b"hello");
+    // Past the head deadline: nothing may arrive, the connection stays open.
+    c.stream()
+        .set_read_timeout(Some(Duration::from_millis(1800)))
+        .unwrap();
+    let mut b = [0u8; 64];
+    match std::io::Read::read(&mut c.stream().try_clone().unwrap(), &mut b) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "idle connection got {other:?}: {:?}",
+            String::from_utf8_lossy(&b)
+        ),
+    }
+    // And it is still usable.
+    let r = c.request("GET", "/f.txt", &[]);
+    assert_eq!(r.body, b"hello\n");
+}

@@ -95,3 +95,62 @@ fn steady_download_outlives_the_send_timeout() {
     assert!(body == data);
     assert!(secs > 2.5, "the rate limit did not apply ({secs:.2} s)");
 }
+
+/// Small answers wait only for their own bytes: with `--rate-limit 500K` a
+/// few hundred bytes are due within a millisecond, not after a whole tenth of
+/// a second's worth of data.
+#[test]
+fn small_answers_are_not_held_back() {
+    let dir = TempDir::new();
+    dir.write("small.txt", b"hello\n");
+    let server = Server::start_with(dir.path(), &["--rate-limit", "500K"]);
+    let mut c = Conn::open(server.addr);
+    let start = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(c.request("GET", "/small.txt", &[]).body, b"hello\n");
+        assert_eq!(c.request("GET", "/missing", &[]).status, 404);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(secs < 0.25, "10 small answers took {secs:.3} s");
+}
+
+/// A paced download whose client resets the connection is closed at once: the
+/// worker must not spin on the error poll reports while the pause lasts.
+#[test]
+fn reset_paced_downloads_cost_no_cpu() {
+    let dir = TempDir::new();
+    dir.write("f.bin", &pattern(1024 * 1024, 5));
+    let server = Server::start_with(dir.path(), &["--rate-limit", "1024", "-t", "1"]);
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        let mut c = Conn::open(server.addr);
+        c.send(b"GET /f.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+        conns.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Unread data makes these closes resets.
+    drop(conns);
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_millis(1500));
+    let ticks = cpu() - before;
+    assert!(
+        ticks <= 5,
+        "the server used {ticks} ticks of CPU in 1.5 s with no client"
+    );
+    let r = support::get(server.addr, "/f.bin", &[("Range", "bytes=0-99")]);
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &pattern(1024 * 1024, 5)[..100])
+    );
+}

@@ -42,6 +42,9 @@ const INITIAL_BUF: usize = 2048;
 const SPARE_BUFS: usize = 32;
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a worker over its fair share of connections leaves accepting to
+/// the others.
+const FAIR_SHARE_PAUSE: Duration = Duration::from_millis(5);
 /// Connections accepted per wake-up, so a flood cannot starve the others.
 const ACCEPT_BURST: usize = 32;
 
@@ -59,6 +62,9 @@ struct Conn {
     since: Instant,
     /// Part of a head is buffered (the head deadline applies).
     reading: bool,
+    /// Bytes of `buf` already scanned for the end of a head, so that a head
+    /// trickled in byte by byte is not rescanned from the start each time.
+    scanned: usize,
     /// Body bytes of the previous request still to be read and discarded.
     drain: u64,
     /// The response being sent, if any.
@@ -241,7 +247,21 @@ pub(super) fn run<H: Handler>(
                 .as_ref()
                 .and_then(|s| s.paused_until)
                 .is_some_and(|t| now >= t);
-            let alive = if ready || paused_due {
+            let paused = conns[i]
+                .send
+                .as_ref()
+                .is_some_and(|s| s.paused_until.is_some());
+            let broken = revents & (POLLERR | POLLHUP | POLLNVAL) != 0;
+            let alive = if paused && broken && !paused_due {
+                // A rate-paused answer polls for nothing, but errors are always
+                // reported: without this the loop would spin until the pause ends.
+                let c = &conns[i];
+                if let Some(s) = &c.send {
+                    log_access(c, s);
+                }
+                log::debug!("{}: connection broke while paced", c.peer);
+                false
+            } else if ready || paused_due {
                 let readable = revents & (POLLIN | POLLHUP | POLLERR) != 0;
                 drive(shared, handler, &mut ctx, &mut conns[i], now, readable)
             } else {
@@ -300,9 +320,11 @@ impl Conn {
                 )
             }
             None if self.reading => {
-                // RFC 9110 §15.5.9: a head that never completed gets 408.
+                // RFC 9110 §15.5.9: a head that never completed gets 408, sent
+                // like any answer (then the connection lingers and closes).
                 log::warn!("{}: request head not complete in time", self.peer);
-                refuse(&self.stream, 408, &mut ctx.scratch);
+                reject(self, ctx, 408, 0);
+                return true;
             }
             None => log::debug!("{}: idle connection closed", self.peer),
         }
@@ -322,6 +344,9 @@ fn accept_burst(
         // rest: keeps the load spread over the cores.
         let open = shared.open.load(Ordering::SeqCst);
         if cfg.threads > 1 && conns.len() > open / cfg.threads + 1 {
+            // Leave it to another worker; stop polling the listener for a
+            // moment, or level-triggered poll would spin on it meanwhile.
+            *paused = Some(Instant::now() + FAIR_SHARE_PAUSE);
             return;
         }
         match listener.accept() {
@@ -351,6 +376,7 @@ fn accept_burst(
                     requests: 0,
                     since: Instant::now(),
                     reading: false,
+                    scanned: 0,
                     drain: 0,
                     send: None,
                     spare_head: Vec::new(),
@@ -424,17 +450,18 @@ fn drive<H: Handler>(
             continue;
         }
         if c.drain == 0 {
-            match head::scan(&c.buf[..c.filled], 0) {
+            match head::scan(&c.buf[..c.filled], c.scanned.saturating_sub(3)) {
                 Scan::Complete(len) => {
+                    c.scanned = 0;
                     start(shared, handler, ctx, c, len);
                     continue;
                 }
                 Scan::Reject(status) => {
                     log::warn!("{}: request refused with {status}", c.peer);
-                    refuse(&c.stream, status, &mut ctx.scratch);
-                    return start_lingering(c, &mut ctx.scratch);
+                    reject(c, ctx, status, 0);
+                    continue;
                 }
-                Scan::Incomplete => {}
+                Scan::Incomplete => c.scanned = c.filled,
             }
         }
         // Read only when poll said there is something, or the last read filled
@@ -480,6 +507,12 @@ fn read_more(c: &mut Conn, spare: &mut Vec<Vec<u8>>, now: Instant) -> Result<Opt
                 c.buf.copy_within(k..c.filled, 0);
                 c.filled -= k;
                 c.drain -= k as u64;
+                c.scanned = 0;
+                if c.drain == 0 && c.filled == 0 {
+                    // Body discarded, nothing more yet: idle, not mid-head.
+                    c.reading = false;
+                    c.since = now;
+                }
             }
             if !c.reading && c.filled > 0 {
                 c.reading = true;
@@ -514,21 +547,8 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
     let (reply, keep, drain, log, head_only) = match head::parse(&c.buf[..head_len], &mut slots) {
         Err(status) => {
             log::warn!("{}: request refused with {status}", c.peer);
-            ctx.headers.add("Content-Type", "text/plain; charset=utf-8");
-            let reply = Reply {
-                status,
-                body: Body::Static(error_body(status)),
-            };
-            let log = AccessLog {
-                started,
-                status,
-                head_bytes: head_len,
-                method: (0, 0),
-                target: (0, 0),
-                range: None,
-                http10: false,
-            };
-            (reply, false, 0, log, false)
+            reject(c, ctx, status, head_len);
+            return;
         }
         Ok(h) => {
             // A body we do not want: drain a small one so the connection stays
@@ -582,6 +602,40 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
         head_only,
         cfg.rate_limit,
     ));
+    c.since = Instant::now();
+}
+
+/// Sets up the engine's own answer to a request it refuses (400, 408, 414,
+/// 431, 505 …): sent like any response — so a full socket cannot cut it short
+/// — then the connection lingers and closes. Never rate-limited.
+fn reject(c: &mut Conn, ctx: &mut Ctx, status: u16, head_bytes: usize) {
+    ctx.headers.clear();
+    ctx.headers.add("Content-Type", "text/plain; charset=utf-8");
+    let reply = Reply {
+        status,
+        body: Body::Static(error_body(status)),
+    };
+    let log = AccessLog {
+        started: Instant::now(),
+        status,
+        head_bytes,
+        method: (0, 0),
+        target: (0, 0),
+        range: None,
+        http10: false,
+    };
+    let literal = std::mem::take(&mut c.spare_head);
+    c.send = Some(prepare(
+        literal,
+        reply,
+        &ctx.headers,
+        false,
+        0,
+        log,
+        false,
+        None,
+    ));
+    c.reading = false;
     c.since = Instant::now();
 }
 
@@ -663,8 +717,11 @@ fn pump(s: &mut Sending, stream: &TcpStream, scratch: &mut Vec<u8>) -> io::Resul
             let piece = (rate / 10).clamp(1024, CHUNK as u64);
             let due = (since.elapsed().as_secs_f64() * rate as f64) as u64;
             let allowed = due.saturating_sub(s.sent);
-            if allowed < piece.min(s.remaining()) {
-                let wait = (s.sent + piece) as f64 / rate as f64 - since.elapsed().as_secs_f64();
+            // Wait only for what this response still needs: a small answer
+            // must not wait for a whole piece.
+            let need = piece.min(s.remaining());
+            if allowed < need {
+                let wait = (s.sent + need) as f64 / rate as f64 - since.elapsed().as_secs_f64();
                 s.paused_until = Some(Instant::now() + Duration::from_secs_f64(wait.max(0.001)));
                 return Ok(Pumped::Paused);
             }
@@ -808,9 +865,10 @@ fn finish(c: &mut Conn, scratch: &mut Vec<u8>) -> bool {
     if s.literal.capacity() <= 64 * 1024 {
         c.spare_head = std::mem::take(&mut s.literal);
     }
-    let head_len = s.log.head_bytes;
+    let head_len = s.log.head_bytes.min(c.filled);
     c.buf.copy_within(head_len..c.filled, 0);
     c.filled -= head_len;
+    c.scanned = 0;
     c.requests += 1;
     if !s.keep {
         let _ = c.stream.shutdown(std::net::Shutdown::Write);
@@ -878,7 +936,9 @@ fn log_access(c: &Conn, s: &Sending) {
     );
 }
 
-/// Best-effort error answer on a socket about to be closed; never blocks.
+/// The 503 for a connection over `--max-connections`, which is never
+/// registered: one best-effort write of a fresh socket's first bytes (it
+/// always fits), then close. Never blocks.
 fn refuse(mut stream: &TcpStream, status: u16, scratch: &mut Vec<u8>) {
     let body = error_body(status);
     scratch.clear();
@@ -896,7 +956,6 @@ fn refuse(mut stream: &TcpStream, status: u16, scratch: &mut Vec<u8>) {
     );
     let _ = stream.set_nonblocking(true);
     let _ = stream.write(scratch);
-    // Half-close first so the answer is not destroyed by an RST for unread input.
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
@@ -914,13 +973,12 @@ fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
         let mut d = cell.borrow_mut();
         if d.0 != secs {
             // The clock of a running host is within 1970..9999; should it not
-            // be, the epoch is a better Date than a panic.
-            let t = if secs < 253_402_300_800 {
-                now
-            } else {
-                SystemTime::UNIX_EPOCH
-            };
-            d.1 = httpdate::fmt_http_date(t);
+            // be (a board without RTC before NTP), the epoch is a better Date
+            // than a panic outside the handler's catch_unwind.
+            let date = crate::validators::http_date(now)
+                .unwrap_or_else(|| httpdate::HttpDate::from(SystemTime::UNIX_EPOCH));
+            d.1.clear();
+            let _ = std::fmt::Write::write_fmt(&mut d.1, format_args!("{date}"));
             d.0 = secs;
         }
         f(&d.1)

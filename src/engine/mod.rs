@@ -126,6 +126,7 @@ impl Server {
             }
             Ok(())
         })?;
+        sys::forget_wake_fd();
         drop(wake_tx);
         Ok(())
     }

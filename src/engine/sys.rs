@@ -43,6 +43,15 @@ const SYS_OPENAT2: std::ffi::c_long = 437;
 /// escaping symlinks), and refuse `/proc` magic links.
 const RESOLVE_BENEATH_NO_MAGIC: u64 = 0x08 | 0x02;
 const O_CLOEXEC: i32 = 0o2000000;
+/// A raw `openat2` on a 32-bit kernel does not add `O_LARGEFILE` the way the C
+/// library's `open` does: without it a file over 2 GiB fails with EOVERFLOW.
+/// 64-bit kernels force it. The value differs by architecture.
+#[cfg(target_arch = "arm")]
+const O_LARGEFILE: i32 = 0o400000;
+#[cfg(target_arch = "x86")]
+const O_LARGEFILE: i32 = 0o100000;
+#[cfg(not(any(target_arch = "arm", target_arch = "x86")))]
+const O_LARGEFILE: i32 = 0;
 
 unsafe extern "C" {
     fn syscall(number: std::ffi::c_long, ...) -> std::ffi::c_long;
@@ -80,7 +89,7 @@ pub fn poll_fds(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usi
 pub fn open_beneath(dir: RawFd, path: &std::ffi::CStr, flags: i32) -> io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
     let how = OpenHow {
-        flags: (flags | O_CLOEXEC) as u64,
+        flags: (flags | O_CLOEXEC | O_LARGEFILE) as u64,
         mode: 0,
         resolve: RESOLVE_BENEATH_NO_MAGIC,
     };
@@ -131,6 +140,7 @@ extern "C" fn on_signal(_signum: i32) {
 /// Makes SIGTERM and SIGINT set the shutdown flag and write a byte to `wake_fd`
 /// (a non-blocking socket the readiness loop polls), instead of killing us.
 pub fn install_shutdown_signals(wake_fd: RawFd) {
+    SHUTDOWN.store(false, Ordering::SeqCst);
     WAKE_FD.store(wake_fd, Ordering::SeqCst);
     for sig in [SIGTERM, SIGINT] {
         // SAFETY: `on_signal` only touches atomics and calls write(2), both
@@ -139,6 +149,12 @@ pub fn install_shutdown_signals(wake_fd: RawFd) {
             signal(sig, on_signal as extern "C" fn(i32) as usize);
         }
     }
+}
+
+/// Forgets the wake fd before it is closed, so a late signal cannot write to
+/// whatever later reuses that descriptor number.
+pub fn forget_wake_fd() {
+    WAKE_FD.store(-1, Ordering::SeqCst);
 }
 
 /// Whether a shutdown signal has arrived.
