@@ -22,7 +22,7 @@ Options:
       --idle-timeout SECS    keep-alive connections idle longer are closed [default: 15]
       --send-timeout SECS    a client that reads nothing for this long is dropped [default: 30]
       --max-requests N       requests per connection [default: 1000]
-      --rate-limit RATE      bytes per second per connection, e.g. 500K or 2M [default: unlimited]
+      --rate-limit RATE      bytes per second per connection for responses, e.g. 500K or 2M [default: unlimited]
       --log-level LEVEL      off, error, warn, info, debug or trace [default: info]
   -q, --quiet                log only warnings and errors (same as --log-level warn)
       --follow-symlinks      serve symlinks that lead outside DIR

@@ -43,7 +43,8 @@ pub struct Config {
     pub max_requests: u32,
     /// On SIGTERM/SIGINT, in-flight responses get this long to finish.
     pub shutdown_grace: Duration,
-    /// Bytes per second per connection for response bodies; `None`: unlimited.
+    /// Bytes per second per connection for responses (head and body; the
+    /// engine's own refusals are exempt); `None`: unlimited.
     pub rate_limit: Option<u64>,
 }
 
