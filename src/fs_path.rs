@@ -305,7 +305,7 @@ fn open_beneath(root: &Root, decoded: &str) -> Option<io::Result<File>> {
     let Ok(c_path) = std::ffi::CString::new(relative) else {
         return Some(Err(io::Error::from(io::ErrorKind::NotFound)));
     };
-    match crate::engine::open_beneath(root.dir.as_raw_fd(), &c_path, O_NONBLOCK) {
+    match crate::sys::open_beneath(root.dir.as_raw_fd(), &c_path, O_NONBLOCK) {
         Ok(file) => Some(Ok(file)),
         Err(e) => match e.raw_os_error() {
             Some(ENOSYS | EPERM) => {

@@ -2,7 +2,8 @@
 //!
 //! The crate is split into a pure core (parsing and deciding, no I/O), a thin
 //! file-system layer (`serve`), and a connection layer (`engine`) that owns the
-//! sockets. `message` is the only thing the core and the engine share.
+//! sockets. `message` is the only thing the core and the engine share, besides
+//! `sys`, the few system calls std lacks.
 
 #![deny(unsafe_code)]
 
@@ -16,4 +17,5 @@ pub mod mime;
 pub mod multipart;
 pub mod range;
 pub mod serve;
+mod sys;
 pub mod validators;

@@ -6,9 +6,9 @@
 //! client never holds the worker.
 
 use super::head::{self, Framing, MAX_HEADERS, Scan};
-use super::sys::{self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd};
 use super::{DRAIN_CAP, Shared};
 use crate::message::{Body, Handler, Headers, Reply, Request, Segment, error_body, reason};
+use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd};
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};

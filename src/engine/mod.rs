@@ -11,12 +11,12 @@
 
 mod event_loop;
 mod head;
-mod sys;
 
+pub use crate::sys::{request_shutdown, shutdown_requested};
 pub use head::{Framing, Head, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Scan, parse, scan};
-pub use sys::{open_beneath, request_shutdown, shutdown_requested};
 
 use crate::message::Handler;
+use crate::sys;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
