@@ -1,6 +1,10 @@
-//! The few system calls std does not expose: `poll(2)` for the readiness loops, and `signal(2)` for graceful shutdown on SIGTERM
-//! and SIGINT. This is the only module with `unsafe` code; each block is one FFI
-//! call with arguments whose validity the safe wrapper guarantees.
+//! The few system calls std does not expose: `poll(2)` for the readiness loops,
+//! `listen(2)` for a deeper accept backlog, `openat2(2)` (through `syscall`)
+//! for opening files strictly beneath the served folder, and `signal(2)` with
+//! `write(2)` for graceful shutdown on SIGTERM and SIGINT. Shared by the
+//! connection layer and the file layer. This is the only module with `unsafe`
+//! code; each block is one FFI call with arguments whose validity the safe
+//! wrapper guarantees.
 //!
 //! Hand-written rather than the `libc` crate: five declarations whose C types
 //! are the same on every Linux target we build (glibc and musl, 32 and 64 bit).
