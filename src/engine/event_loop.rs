@@ -283,6 +283,17 @@ pub(super) fn run<H: Handler>(
 }
 
 impl Conn {
+    /// Drops the buffered bytes of the unwanted body still owed (`drain`).
+    fn discard_drained(&mut self) {
+        let k = usize::try_from(self.drain)
+            .unwrap_or(usize::MAX)
+            .min(self.filled);
+        self.buf.copy_within(k..self.filled, 0);
+        self.filled -= k;
+        self.drain -= k as u64;
+        self.scanned = 0;
+    }
+
     /// What to poll for, and when this connection's current wait runs out.
     fn interest(&self, cfg: &super::Config) -> (i16, Instant) {
         if self.lingering.is_some() {
@@ -357,8 +368,7 @@ fn accept_burst(
                         "{peer}: refused with 503: {} connections open",
                         cfg.max_connections
                     );
-                    let mut scratch = Vec::new();
-                    refuse(&stream, 503, &mut scratch);
+                    refuse_over_capacity(&stream);
                     continue;
                 }
                 if stream.set_nonblocking(true).is_err() {
@@ -502,12 +512,7 @@ fn read_more(c: &mut Conn, spare: &mut Vec<Vec<u8>>, now: Instant) -> Result<Opt
         Ok(n) => {
             c.filled += n;
             if c.drain > 0 {
-                // The unwanted body of the previous request.
-                let k = usize::try_from(c.drain).unwrap_or(usize::MAX).min(c.filled);
-                c.buf.copy_within(k..c.filled, 0);
-                c.filled -= k;
-                c.drain -= k as u64;
-                c.scanned = 0;
+                c.discard_drained();
                 if c.drain == 0 && c.filled == 0 {
                     // Body discarded, nothing more yet: idle, not mid-head.
                     c.reading = false;
@@ -874,11 +879,8 @@ fn finish(c: &mut Conn, scratch: &mut Vec<u8>) -> bool {
         let _ = c.stream.shutdown(std::net::Shutdown::Write);
         return start_lingering(c, scratch);
     }
-    // Discard what is already buffered of an unwanted body.
-    let k = usize::try_from(s.drain).unwrap_or(usize::MAX).min(c.filled);
-    c.buf.copy_within(k..c.filled, 0);
-    c.filled -= k;
-    c.drain = s.drain - k as u64;
+    c.drain = s.drain;
+    c.discard_drained();
     c.since = Instant::now();
     c.reading = c.filled > 0 || c.drain > 0;
     true
@@ -939,23 +941,17 @@ fn log_access(c: &Conn, s: &Sending) {
 /// The 503 for a connection over `--max-connections`, which is never
 /// registered: one best-effort write of a fresh socket's first bytes (it
 /// always fits), then close. Never blocks.
-fn refuse(mut stream: &TcpStream, status: u16, scratch: &mut Vec<u8>) {
-    let body = error_body(status);
-    scratch.clear();
-    let _ = write!(
-        scratch,
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{body}",
-        reason(status),
-        with_date(str::to_owned),
-        body.len(),
-        if status == 503 {
-            "Retry-After: 5\r\n"
-        } else {
-            ""
-        },
-    );
+fn refuse_over_capacity(mut stream: &TcpStream) {
+    let body = error_body(503);
+    let answer = with_date(|date| {
+        format!(
+            "HTTP/1.1 503 {}\r\nDate: {date}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
+            reason(503),
+            body.len(),
+        )
+    });
     let _ = stream.set_nonblocking(true);
-    let _ = stream.write(scratch);
+    let _ = stream.write(answer.as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
