@@ -7,15 +7,20 @@
 
 #![deny(unsafe_code)]
 
+pub mod auth;
+pub mod base64;
 pub mod conditional;
 pub mod config;
+pub mod digest;
 pub mod engine;
 pub mod fs_path;
 pub mod listing;
+pub mod logging;
 pub mod message;
 pub mod mime;
 pub mod multipart;
 pub mod range;
 pub mod serve;
 mod sys;
+pub mod upload;
 pub mod validators;

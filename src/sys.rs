@@ -1,14 +1,19 @@
 //! The few system calls std does not expose: `poll(2)` for the readiness loops,
-//! `listen(2)` for a deeper accept backlog, `openat2(2)` (through `syscall`)
-//! for opening files strictly beneath the served folder, and `signal(2)` with
-//! `write(2)` for graceful shutdown on SIGTERM and SIGINT. Shared by the
-//! connection layer and the file layer. This is the only module with `unsafe`
+//! `listen(2)` for a deeper accept backlog and `shutdown(2)` to stop listening,
+//! `openat2(2)` (through `syscall`) for opening files strictly beneath the
+//! served folder, `signal(2)` with `write(2)` for graceful shutdown on SIGTERM
+//! and SIGINT, extended attributes (`fgetxattr`/`fsetxattr`) for persisted
+//! digests, `fstatvfs(3)` for free space, `setpriority(2)`/`ioprio_set(2)` for
+//! background work, and the credential calls for dropping privileges. Shared by
+//! the connection layer, the file layer and the upload store. This is the only module with `unsafe`
 //! code; each block is one FFI call with arguments whose validity the safe
 //! wrapper guarantees.
 //!
 //! Hand-written rather than the `libc` crate: five declarations whose C types
 //! are the same on every Linux target we build (glibc and musl, 32 and 64 bit).
 #![allow(unsafe_code)]
+// Round-2 wrappers land before their callers do; removed once all are used.
+#![allow(dead_code)]
 
 use std::io;
 use std::os::fd::RawFd;
@@ -61,8 +66,24 @@ unsafe extern "C" {
     fn syscall(number: std::ffi::c_long, ...) -> std::ffi::c_long;
     fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
     fn listen(fd: i32, backlog: i32) -> i32;
+    fn shutdown(fd: i32, how: i32) -> i32;
     fn signal(signum: i32, handler: usize) -> usize;
     fn write(fd: i32, buf: *const u8, count: usize) -> isize;
+    fn fgetxattr(fd: i32, name: *const std::ffi::c_char, value: *mut u8, size: usize) -> isize;
+    fn fsetxattr(
+        fd: i32,
+        name: *const std::ffi::c_char,
+        value: *const u8,
+        size: usize,
+        flags: i32,
+    ) -> i32;
+    fn fstatvfs(fd: i32, buf: *mut u8) -> i32;
+    fn gettid() -> i32;
+    fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+    fn setgroups(size: usize, list: *const u32) -> i32;
+    fn setgid(gid: u32) -> i32;
+    fn setuid(uid: u32) -> i32;
+    fn geteuid() -> u32;
 }
 
 /// Waits until one of `fds` is ready or `timeout` passes (`None`: forever).
@@ -169,4 +190,124 @@ pub fn shutdown_requested() -> bool {
 /// Asks for a shutdown as the signal handler would (tests, embedding).
 pub fn request_shutdown() {
     on_signal(0);
+}
+
+/// Stops a listening socket from accepting: new connection attempts are
+/// refused at once (Linux turns a listening socket shut down for reading back
+/// into a closed one), and every worker polling it sees an error instead of
+/// waiting. Used at shutdown, so that no client connects into a server that
+/// will never answer it.
+pub fn stop_listening(fd: RawFd) -> io::Result<()> {
+    const SHUT_RDWR: i32 = 2;
+    // SAFETY: shutdown(2) on a descriptor we own; the kernel validates it.
+    if unsafe { shutdown(fd, SHUT_RDWR) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads the extended attribute `name` of the open file `fd` into `buf`;
+/// the value's length. `ENODATA` (no such attribute) and `ENOTSUP` (a file
+/// system without xattrs) come back as errors for the caller to tell apart.
+pub fn get_xattr(fd: RawFd, name: &std::ffi::CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `name` is NUL-terminated and `buf` is valid for `buf.len()`
+    // bytes for the duration of the call.
+    let n = unsafe { fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Sets the extended attribute `name` of the open file `fd` to `value`.
+pub fn set_xattr(fd: RawFd, name: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and `value` is valid for its length.
+    if unsafe { fsetxattr(fd, name.as_ptr(), value.as_ptr(), value.len(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged user may still write on the file system holding
+/// `fd` (`f_bavail × f_frsize` of `fstatvfs(3)`).
+pub fn available_bytes(fd: RawFd) -> io::Result<u64> {
+    /// The leading fields of `struct statvfs`, the same on glibc and musl for
+    /// every Linux target we build (musl's block counts are 64-bit
+    /// everywhere; glibc's are on 64-bit targets, the only glibc builds).
+    #[repr(C)]
+    struct Prefix {
+        bsize: std::ffi::c_ulong,
+        frsize: std::ffi::c_ulong,
+        blocks: u64,
+        bfree: u64,
+        bavail: u64,
+    }
+    // The whole struct is under 128 bytes on every target; 256 is room to spare.
+    #[repr(C, align(8))]
+    struct Buf([u8; 256]);
+    let mut buf = Buf([0; 256]);
+    // SAFETY: `buf` is larger than `struct statvfs` and suitably aligned.
+    if unsafe { fstatvfs(fd, buf.0.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled the struct; `Prefix` is its first fields.
+    let p = unsafe { &*(buf.0.as_ptr() as *const Prefix) };
+    let unit = if p.frsize != 0 { p.frsize } else { p.bsize } as u64;
+    let _ = (p.blocks, p.bfree);
+    Ok(p.bavail.saturating_mul(unit))
+}
+
+/// Lowers the calling thread's CPU and I/O priority as far as it goes (nice
+/// 19, the idle I/O class): background work such as hashing must yield to
+/// every request. Best effort: a refusal is ignored.
+pub fn lower_thread_priority() {
+    const PRIO_PROCESS: i32 = 0;
+    // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13); the
+    // syscall number differs by architecture.
+    #[cfg(target_arch = "x86_64")]
+    const SYS_IOPRIO_SET: Option<std::ffi::c_long> = Some(251);
+    #[cfg(target_arch = "aarch64")]
+    const SYS_IOPRIO_SET: Option<std::ffi::c_long> = Some(30);
+    #[cfg(target_arch = "arm")]
+    const SYS_IOPRIO_SET: Option<std::ffi::c_long> = Some(314);
+    #[cfg(target_arch = "x86")]
+    const SYS_IOPRIO_SET: Option<std::ffi::c_long> = Some(289);
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "x86"
+    )))]
+    const SYS_IOPRIO_SET: Option<std::ffi::c_long> = None;
+    const IOPRIO_WHO_PROCESS: std::ffi::c_long = 1;
+    const IOPRIO_IDLE: std::ffi::c_long = 3 << 13;
+    // SAFETY: plain integer arguments; on Linux both calls act on the one
+    // thread named by its id, and a failure changes nothing.
+    unsafe {
+        let tid = gettid();
+        setpriority(PRIO_PROCESS, tid as u32, 19);
+        if let Some(nr) = SYS_IOPRIO_SET {
+            syscall(nr, IOPRIO_WHO_PROCESS, tid as std::ffi::c_long, IOPRIO_IDLE);
+        }
+    }
+}
+
+/// Whether the process runs as root (effective user id 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
+    unsafe { geteuid() == 0 }
+}
+
+/// Drops the process's privileges for good: supplementary groups to just
+/// `gid`, then the group, then the user (in that order: once the user is not
+/// root, the group can no longer be changed). Called before any thread starts.
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments and a one-element array that outlives
+    // the call.
+    unsafe {
+        if setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,1 @@
+//! Who may read and who may write: accounts, HTTP Basic, capability links.

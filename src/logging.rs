@@ -1,0 +1,1 @@
+//! The logger: stderr or syslog, and the access line.
