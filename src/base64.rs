@@ -60,7 +60,7 @@ fn encode_into(out: &mut String, data: &[u8], alphabet: &[u8; 64], pad: bool) {
 /// ```
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let body = match bytes {

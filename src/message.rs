@@ -4,7 +4,9 @@
 //! socket, the engine never knows what a Range or an ETag means.
 
 use std::fs::File;
-use std::time::SystemTime;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// One request, as the engine parsed it. Borrowed from the engine's read buffer.
 pub struct Request<'a> {
@@ -13,10 +15,26 @@ pub struct Request<'a> {
     pub target: &'a str,
     /// `true` for HTTP/1.0, `false` for HTTP/1.1.
     pub http10: bool,
-    /// The instant the request head was complete; `Date` and the If-Range
-    /// "at least one second old" rule (RFC 9110 §8.8.2.2) both use it.
+    /// The instant the request head was complete. The If-Range "at least one
+    /// second old" rule (RFC 9110 §8.8.2.2) compares against it; the `Date`
+    /// field is the engine's own clock when the answer is written.
     pub now: SystemTime,
+    /// Who sent it (for per-client decisions such as slowing down guessing).
+    pub peer: IpAddr,
+    /// How the request frames its body (RFC 9112 §6.3).
+    pub body: BodyLength,
     headers: &'a [httparse::Header<'a>],
+}
+
+/// The body a request announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body (no `Content-Length`, or `Content-Length: 0`).
+    None,
+    /// `Content-Length: n`, n > 0.
+    Known(u64),
+    /// `Transfer-Encoding: chunked`: the length is known only at its end.
+    Chunked,
 }
 
 impl<'a> Request<'a> {
@@ -24,14 +42,17 @@ impl<'a> Request<'a> {
         method: &'a str,
         target: &'a str,
         http10: bool,
-        now: SystemTime,
+        peer: IpAddr,
+        body: BodyLength,
         headers: &'a [httparse::Header<'a>],
     ) -> Self {
         Request {
             method,
             target,
             http10,
-            now,
+            now: SystemTime::now(),
+            peer,
+            body,
             headers,
         }
     }
@@ -168,59 +189,194 @@ impl Body {
 pub struct Reply {
     pub status: u16,
     pub body: Body,
+    /// Hold the answer back this long before sending it (repeated failed
+    /// logins are slowed down this way). The connection waits in the
+    /// engine's readiness loop; no thread waits with it.
+    pub delay: Duration,
+    /// The authenticated user, for the access log (`%u`).
+    pub user: Option<Arc<str>>,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: Body) -> Reply {
+        Reply {
+            status,
+            body,
+            delay: Duration::ZERO,
+            user: None,
+        }
+    }
+
+    /// The one constructor of every error page, the core's and the
+    /// engine's: the status, its reason and one line of plain text. Never any
+    /// detail from the file system or the OS — that goes to the log.
+    pub fn error(h: &mut Headers, status: u16) -> Reply {
+        h.add("Content-Type", "text/plain; charset=utf-8");
+        Reply::new(status, Body::Static(error_body(status)))
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
+    pub fn by(mut self, user: Option<Arc<str>>) -> Reply {
+        self.user = user;
+        self
+    }
+}
+
+/// What a handler does with a request: answer it now, or take its body
+/// first.
+pub enum Action {
+    Reply(Reply),
+    /// Accept the body into `sink`. The engine moves the connection to a body
+    /// thread (disk writes and `fsync` there never stall the connections that
+    /// download), sends `100 Continue` if the client waits for it, feeds the
+    /// body as it arrives and asks the sink for the final answer at its end.
+    /// Also for bodiless requests whose answer needs slow disk work (a tus
+    /// `HEAD` that must end a stale upload first): the body is then empty.
+    Receive(Receive),
+}
+
+impl From<Reply> for Action {
+    fn from(r: Reply) -> Action {
+        Action::Reply(r)
+    }
+}
+
+/// A body the handler accepts.
+pub struct Receive {
+    pub sink: Box<dyn BodySink>,
+    /// The most body bytes the sink takes: a longer `Content-Length` is
+    /// refused 413 before a byte is read, a chunked body that grows past it is
+    /// cut off with 413 (RFC 9110 §15.5.14).
+    pub max: u64,
+}
+
+/// Why a body ended before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    /// The client closed the connection or it broke.
+    ClientGone,
+    /// No byte for the body deadline, or slower than the minimum rate.
+    TooSlow,
+    /// The chunked framing was broken (answered 400).
+    Malformed,
+    /// Longer than `Receive::max` (answered 413).
+    TooLarge,
+    /// The server is stopping and the grace period is over.
+    Shutdown,
+    /// Every body thread was busy (answered 503 before any byte was read).
+    Busy,
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Abort::ClientGone => "the client went away",
+            Abort::TooSlow => "the body arrived too slowly",
+            Abort::Malformed => "the chunked framing was broken",
+            Abort::TooLarge => "the body was too large",
+            Abort::Shutdown => "the server is stopping",
+            Abort::Busy => "the server was too busy to take it",
+        })
+    }
+}
+
+/// Where a request body goes. Runs on a body thread, never on a readiness
+/// loop: it may block on the disk. Exactly one of `finish` and `abort` ends
+/// it (a sink dropped without either must leave nothing half done).
+pub trait BodySink: Send {
+    /// Called once before the body is read, on the body thread: slow checks
+    /// and preparations (ending a stale writer, opening files) belong here.
+    /// `Err` refuses the request with that answer; with
+    /// `Expect: 100-continue` the client then never sends the body.
+    fn begin(&mut self, _h: &mut Headers) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    /// The next bytes of the body. `Break` stops reading (a full disk, a
+    /// body past what the sink can keep); `finish` then gives the answer and
+    /// the connection closes, since the rest of the body is unread.
+    fn write(&mut self, data: &[u8]) -> std::ops::ControlFlow<()>;
+
+    /// The body is complete (or the sink stopped it): the final answer.
+    fn finish(self: Box<Self>, h: &mut Headers) -> Reply;
+
+    /// The body ended early; the connection closes without the sink's answer.
+    fn abort(self: Box<Self>, why: Abort);
 }
 
 /// What the engine calls for each request. Implementations must be cheap to
-/// share between worker threads.
+/// share between worker threads, and `handle` must not block: it runs on a
+/// readiness loop that serves many connections. Slow work goes in a sink.
 pub trait Handler: Send + Sync + 'static {
-    /// Decides the response to `req`, writing its header lines into `headers`.
-    fn handle(&self, req: &Request<'_>, headers: &mut Headers) -> Reply;
+    /// Decides what to do with `req`, writing response header lines into
+    /// `headers` when it answers at once.
+    fn handle(&self, req: &Request<'_>, headers: &mut Headers) -> Action;
 }
 
-/// The reason phrase for the statuses this server sends (RFC 9110 §15).
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
+/// Every status this server sends, with its reason phrase (RFC 9110 §15;
+/// 460 is the tus checksum extension's "Checksum Mismatch") — the one table
+/// both [`reason`] and [`error_body`] are made from.
+macro_rules! statuses {
+    ($($code:literal $reason:literal,)*) => {
+        /// The reason phrase of `status`; a status outside the table is a
+        /// bug, sent as "Unknown" rather than a panic.
+        pub fn reason(status: u16) -> &'static str {
+            match status {
+                $($code => $reason,)*
+                _ => "Unknown",
+            }
+        }
+
+        /// The short plain-text body of an error page: the status and its
+        /// reason, one line.
+        pub fn error_body(status: u16) -> &'static str {
+            match status {
+                $($code => concat!(stringify!($code), " ", $reason, "\n"),)*
+                _ => "500 Internal Server Error\n",
+            }
+        }
+
+        /// The statuses in the table, for tests that check it is total.
+        pub const STATUSES: &[u16] = &[$($code),*];
+    };
 }
 
-/// The short plain-text body of an error page: the status and its reason, one
-/// line. Never any detail from the file system or the OS (that goes to the log).
-pub fn error_body(status: u16) -> &'static str {
-    match status {
-        400 => "400 Bad Request\n",
-        403 => "403 Forbidden\n",
-        404 => "404 Not Found\n",
-        405 => "405 Method Not Allowed\n",
-        408 => "408 Request Timeout\n",
-        412 => "412 Precondition Failed\n",
-        413 => "413 Content Too Large\n",
-        414 => "414 URI Too Long\n",
-        416 => "416 Range Not Satisfiable\n",
-        417 => "417 Expectation Failed\n",
-        431 => "431 Request Header Fields Too Large\n",
-        503 => "503 Service Unavailable\n",
-        505 => "505 HTTP Version Not Supported\n",
-        _ => "500 Internal Server Error\n",
-    }
+statuses! {
+    100 "Continue",
+    200 "OK",
+    201 "Created",
+    204 "No Content",
+    206 "Partial Content",
+    301 "Moved Permanently",
+    303 "See Other",
+    304 "Not Modified",
+    400 "Bad Request",
+    401 "Unauthorized",
+    403 "Forbidden",
+    404 "Not Found",
+    405 "Method Not Allowed",
+    408 "Request Timeout",
+    409 "Conflict",
+    410 "Gone",
+    411 "Length Required",
+    412 "Precondition Failed",
+    413 "Content Too Large",
+    414 "URI Too Long",
+    415 "Unsupported Media Type",
+    416 "Range Not Satisfiable",
+    417 "Expectation Failed",
+    423 "Locked",
+    431 "Request Header Fields Too Large",
+    460 "Checksum Mismatch",
+    500 "Internal Server Error",
+    501 "Not Implemented",
+    503 "Service Unavailable",
+    505 "HTTP Version Not Supported",
+    507 "Insufficient Storage",
 }
 
 #[cfg(test)]
@@ -242,6 +398,22 @@ mod tests {
         if let Ok(s) = r {
             assert_eq!(s, "");
         }
+    }
+
+    /// Every status has a reason and a body that says the same, and nothing
+    /// outside the table passes for a real status.
+    #[test]
+    fn status_table_is_total_and_consistent() {
+        for &code in STATUSES {
+            assert_ne!(reason(code), "Unknown", "{code}");
+            assert_eq!(error_body(code), format!("{code} {}\n", reason(code)));
+        }
+        assert_eq!(reason(299), "Unknown");
+        assert_eq!(error_body(299), "500 Internal Server Error\n");
+        let mut h = Headers::default();
+        let r = Reply::error(&mut h, 401);
+        assert_eq!((r.status, r.body.len()), (401, 17));
+        assert_eq!(h.as_str(), "Content-Type: text/plain; charset=utf-8\r\n");
     }
 
     #[test]

@@ -780,7 +780,7 @@ mod tests {
                     };
                     bytes.extend_from_slice(spec.as_bytes());
                 }
-                if (r >> 4) % 8 == 0 {
+                if (r >> 4).is_multiple_of(8) {
                     let at = (xorshift(&mut rng) % bytes.len() as u64) as usize;
                     bytes[at] = ALPHABET[(xorshift(&mut rng) % ALPHABET.len() as u64) as usize];
                 }

@@ -14,7 +14,7 @@
 //! The engine then streams the planned body with seek + `Read::take`.
 
 use crate::conditional::{self, Conditions, Decision, Validators};
-use crate::message::{Body, Handler, Headers, Reply, Request, error_body};
+use crate::message::{Action, Body, Handler, Headers, Reply, Request};
 use crate::range::{self, Outcome};
 use crate::{fs_path, listing, mime, multipart, validators};
 use std::borrow::Cow;
@@ -49,7 +49,14 @@ impl FileServer {
 }
 
 impl Handler for FileServer {
-    fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Reply {
+    fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Action {
+        self.get(req, h).into()
+    }
+}
+
+impl FileServer {
+    /// Answers a GET or HEAD (or refuses another method) for a file or folder.
+    pub fn get(&self, req: &Request<'_>, h: &mut Headers) -> Reply {
         let decoded = match self.locate(req.target) {
             Ok(d) => d,
             Err(status) => return error(h, status),
@@ -67,9 +74,7 @@ impl Handler for FileServer {
         }
         serve_file(req, h, file, &meta, &decoded)
     }
-}
 
-impl FileServer {
     /// Step 1: the decoded path, or the status refusing it.
     fn locate(&self, target: &str) -> Result<String, u16> {
         let decoded = fs_path::decode(origin_form(target)).map_err(|e| {
@@ -103,10 +108,7 @@ impl FileServer {
                 format_args!("{}/", fs_path::encode_path(decoded)),
             );
             h.add("Content-Type", "text/plain; charset=utf-8");
-            return Reply {
-                status: 301,
-                body: Body::Static("301 Moved Permanently\n"),
-            };
+            return Reply::new(301, Body::Static("301 Moved Permanently\n"));
         }
         let index = format!("{decoded}index.html");
         if let Ok(o) = fs_path::open(&self.opts.root, &index, self.opts.follow_symlinks)
@@ -127,10 +129,7 @@ impl FileServer {
             Ok(mut entries) => {
                 let page = listing::render(decoded, &mut entries);
                 h.add("Content-Type", "text/html; charset=utf-8");
-                Reply {
-                    status: 200,
-                    body: Body::Bytes(page.into_bytes()),
-                }
+                Reply::new(200, Body::Bytes(page.into_bytes()))
             }
             Err(e) => {
                 log::warn!("listing {}: {e}", path.display());
@@ -216,10 +215,7 @@ fn serve_file(
             // RFC 9110 §15.4.5: the fields a 200 would carry that describe the
             // cache entry; no Content-Type, no body.
             add_validators(h, etag, last_modified);
-            return Reply {
-                status: 304,
-                body: Body::Empty,
-            };
+            return Reply::new(304, Body::Empty);
         }
         Decision::Proceed { use_range } => use_range,
     };
@@ -233,14 +229,14 @@ fn serve_file(
     match outcome {
         Outcome::Ignore => {
             full_headers(h, content_type, etag, last_modified);
-            Reply {
-                status: 200,
-                body: Body::File {
+            Reply::new(
+                200,
+                Body::File {
                     file,
                     start: 0,
                     len: size,
                 },
-            }
+            )
         }
         Outcome::Unsatisfiable => {
             // RFC 9110 §15.5.17: say how long the representation is.
@@ -254,14 +250,14 @@ fn serve_file(
                 "Content-Range",
                 format_args!("bytes {}-{}/{size}", r.start, r.last()),
             );
-            Reply {
-                status: 206,
-                body: Body::File {
+            Reply::new(
+                206,
+                Body::File {
                     file,
                     start: r.start,
                     len: r.len,
                 },
-            }
+            )
         }
         Outcome::Partial(ranges) => {
             // RFC 9110 §14.6: no top-level Content-Range; each part has its own.
@@ -273,10 +269,7 @@ fn serve_file(
             );
             h.add("Accept-Ranges", "bytes");
             add_validators(h, etag, last_modified);
-            Reply {
-                status: 206,
-                body: Body::Parts { file, parts },
-            }
+            Reply::new(206, Body::Parts { file, parts })
         }
     }
 }
@@ -337,13 +330,8 @@ fn method_not_allowed(h: &mut Headers) -> Reply {
     error(h, 405)
 }
 
-/// The one constructor for every error page.
 fn error(h: &mut Headers, status: u16) -> Reply {
-    h.add("Content-Type", "text/plain; charset=utf-8");
-    Reply {
-        status,
-        body: Body::Static(error_body(status)),
-    }
+    Reply::error(h, status)
 }
 
 /// A singleton field; sent on several lines it is invalid and ignored.

@@ -17,7 +17,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// `struct pollfd` from `<poll.h>`.
@@ -146,11 +146,12 @@ pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
     Ok(())
 }
 
-static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// Shutdown signals received so far (a second one ends the grace period).
+static SHUTDOWN: AtomicUsize = AtomicUsize::new(0);
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(_signum: i32) {
-    SHUTDOWN.store(true, Ordering::SeqCst);
+    SHUTDOWN.fetch_add(1, Ordering::SeqCst);
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         let b = 1u8;
@@ -165,7 +166,7 @@ extern "C" fn on_signal(_signum: i32) {
 /// Makes SIGTERM and SIGINT set the shutdown flag and write a byte to `wake_fd`
 /// (a non-blocking socket the readiness loop polls), instead of killing us.
 pub fn install_shutdown_signals(wake_fd: RawFd) {
-    SHUTDOWN.store(false, Ordering::SeqCst);
+    SHUTDOWN.store(0, Ordering::SeqCst);
     WAKE_FD.store(wake_fd, Ordering::SeqCst);
     for sig in [SIGTERM, SIGINT] {
         // SAFETY: `on_signal` only touches atomics and calls write(2), both
@@ -184,6 +185,11 @@ pub fn forget_wake_fd() {
 
 /// Whether a shutdown signal has arrived.
 pub fn shutdown_requested() -> bool {
+    SHUTDOWN.load(Ordering::SeqCst) > 0
+}
+
+/// How many shutdown signals have arrived.
+pub fn shutdown_signals() -> usize {
     SHUTDOWN.load(Ordering::SeqCst)
 }
 
@@ -252,6 +258,7 @@ pub fn available_bytes(fd: RawFd) -> io::Result<u64> {
     }
     // SAFETY: the kernel filled the struct; `Prefix` is its first fields.
     let p = unsafe { &*(buf.0.as_ptr() as *const Prefix) };
+    #[allow(clippy::unnecessary_cast)] // c_ulong is u32 on 32-bit targets
     let unit = if p.frsize != 0 { p.frsize } else { p.bsize } as u64;
     let _ = (p.blocks, p.bfree);
     Ok(p.bavail.saturating_mul(unit))

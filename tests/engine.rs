@@ -4,7 +4,7 @@
 mod support;
 
 use ranged::engine::{Config, Server as Engine, request_shutdown};
-use ranged::message::{Body, Handler, Headers, Reply, Request};
+use ranged::message::{Action, Body, Handler, Headers, Reply, Request};
 use std::time::Duration;
 use support::{Conn, Server, TempDir};
 
@@ -12,13 +12,10 @@ use support::{Conn, Server, TempDir};
 struct Panicky;
 
 impl Handler for Panicky {
-    fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Reply {
+    fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Action {
         assert!(req.target != "/boom", "handler bug on purpose");
         h.add("Content-Type", "text/plain; charset=utf-8");
-        Reply {
-            status: 200,
-            body: Body::Static("ok\n"),
-        }
+        Reply::new(200, Body::Static("ok\n")).into()
     }
 }
 

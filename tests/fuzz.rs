@@ -367,7 +367,10 @@ fn drive(
     // Every seed unmutated first, then mutants until time runs out (the clock
     // is read every 256 iterations).
     loop {
-        if iterations % 256 == 0 && iterations >= corpus.len() as u64 && start.elapsed() >= budget {
+        if iterations.is_multiple_of(256)
+            && iterations >= corpus.len() as u64
+            && start.elapsed() >= budget
+        {
             break;
         }
         if let Some(seed_input) = corpus.get(iterations as usize) {
@@ -519,7 +522,8 @@ fn check_head(buf: &[u8], rng: &mut Rng, tally: &mut Tally) {
                 "Incomplete though CRLFCRLF is there"
             );
         }
-        Scan::Reject(status) => {
+        Scan::Reject(refusal) => {
+            let status = refusal.status;
             tally.add(&format!("scan-{status}"));
             assert!(
                 matches!(status, 400 | 414 | 431),
@@ -578,10 +582,12 @@ fn check_parsed(head: &[u8], rng: &mut Rng, tally: &mut Tally) {
                 check_outcome(value, size, &range::evaluate(value, size));
             }
         }
-        Err(status) => {
+        Err(refusal) => {
+            let status = refusal.status;
             tally.add(&format!("parse-{status}"));
+            assert!(!refusal.reason.is_empty(), "a refusal without a reason");
             assert!(
-                matches!(status, 400 | 417 | 431 | 505),
+                matches!(status, 400 | 417 | 431 | 501 | 505),
                 "parse refused with {status}"
             );
         }
