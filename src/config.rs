@@ -188,9 +188,11 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
             return 2;
         }
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init();
+    let _ = crate::logging::init(crate::logging::Settings {
+        level: cfg.log_level,
+        timestamps: false,
+        syslog: None,
+    });
     let root = match std::fs::canonicalize(&cfg.dir) {
         Ok(r) if r.is_dir() => r,
         Ok(_) => return fail(&format!("cannot serve {}: not a folder", cfg.dir.display())),

@@ -1,1 +1,0 @@
-//! The logger: stderr or syslog, and the access line.
