@@ -188,9 +188,11 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
             return 2;
         }
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init();
+    let _ = crate::logging::init(crate::logging::Settings {
+        level: cfg.log_level,
+        timestamps: false,
+        syslog: None,
+    });
     let root = match std::fs::canonicalize(&cfg.dir) {
         Ok(r) if r.is_dir() => r,
         Ok(_) => return fail(&format!("cannot serve {}: not a folder", cfg.dir.display())),
@@ -204,7 +206,12 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
         Err(e) => return fail(&format!("cannot listen on {}: {e}", cfg.listen)),
     };
     let addr = server.local_addr().unwrap_or(cfg.listen);
-    log::info!("listening on http://{addr}/ serving {}", root.display());
+    // Always printed, whatever the log level: it is how a user learns the
+    // port of `--listen …:0`, and it is not an access line.
+    crate::logging::notice(format_args!(
+        "listening on http://{addr}/ serving {}",
+        root.display()
+    ));
     let root = match crate::fs_path::Root::new(root) {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot serve {}: {e}", cfg.dir.display())),

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod message;
 pub mod mime;
 pub mod multipart;
+pub mod privileges;
 pub mod random;
 pub mod range;
 pub mod serve;

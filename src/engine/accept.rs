@@ -71,6 +71,7 @@ pub(super) fn burst(
                 // Responses are written whole; Nagle would only delay the last
                 // segment of each (44 ms per keep-alive response, measured).
                 let _ = stream.set_nodelay(true);
+                log::debug!("{peer}: connection opened");
                 conns.push(Conn::new(stream, peer, slot));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -483,9 +483,9 @@ pub(super) fn reject(c: &mut Conn, ctx: &mut Ctx, r: Refusal, head_len: usize) {
     match line {
         Some((m, t)) => {
             text.push('"');
-            crate::logging::escape_into(&mut text, m);
+            crate::logging::push_escaped(&mut text, m, false);
             text.push(' ');
-            crate::logging::escape_into(&mut text, &t[..t.len().min(512)]);
+            crate::logging::push_url(&mut text, &t[..t.len().min(512)]);
             text.push_str(if t.len() > 512 { "…\"" } else { "\"" });
         }
         None => text.push_str("no request line"),

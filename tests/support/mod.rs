@@ -361,3 +361,86 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// One access line of the server's log (Combined Log Format, then the Range
+/// field and the duration).
+#[derive(Debug, Clone)]
+pub struct AccessLine {
+    pub peer: String,
+    pub user: String,
+    pub method: String,
+    pub target: String,
+    pub status: u16,
+    /// Body bytes sent (`-` in the log is 0).
+    pub bytes: u64,
+    pub user_agent: String,
+    pub range: String,
+}
+
+/// The access lines in `log`, in order; other lines are skipped.
+pub fn access_lines(log: &str) -> Vec<AccessLine> {
+    log.lines().filter_map(parse_access_line).collect()
+}
+
+/// Splits a log line into fields: bare words, `[…]` and `"…"` (with `\"`
+/// inside), the quotes removed.
+fn fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            ' ' => {
+                chars.next();
+            }
+            '"' => {
+                chars.next();
+                let mut f = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => f.extend(chars.next()),
+                        '"' => break,
+                        _ => f.push(c),
+                    }
+                }
+                out.push(f);
+            }
+            '[' => {
+                let f: String = chars.by_ref().take_while(|&c| c != ']').collect();
+                out.push(f);
+            }
+            _ => {
+                let mut f = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c == ' ' {
+                        break;
+                    }
+                    f.push(c);
+                    chars.next();
+                }
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+fn parse_access_line(line: &str) -> Option<AccessLine> {
+    let f = fields(line);
+    // peer - user [time] "request" status bytes "referer" "ua" "range" 12ms
+    if f.len() != 11 || f[1] != "-" || !f[10].ends_with("ms") {
+        return None;
+    }
+    let mut request = f[4].split(' ');
+    let method = request.next()?.to_owned();
+    let target = request.next().unwrap_or("").to_owned();
+    Some(AccessLine {
+        peer: f[0].clone(),
+        user: f[2].clone(),
+        method,
+        target,
+        status: f[5].parse().ok()?,
+        bytes: if f[6] == "-" { 0 } else { f[6].parse().ok()? },
+        user_agent: f[8].clone(),
+        range: f[9].clone(),
+    })
+}
