@@ -138,16 +138,8 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..200 {
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let data = crate::testing::pattern(len, len as u64 + 1);
             assert_eq!(decode(&encode(&data)), Some(data.clone()));
             assert_eq!(decode_url(&encode_url(&data)), Some(data));
         }

@@ -42,6 +42,22 @@ pub enum PathError {
     NotUtf8,
 }
 
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PathError::NotOrigin => "the target does not start with /",
+            PathError::BadEscape => "a % is not followed by two hex digits",
+            PathError::Nul => "the path holds a NUL byte",
+            PathError::Backslash => "the path holds a backslash",
+            PathError::EncodedSlash => "the path holds an encoded slash (%2F)",
+            PathError::DotDot => "the path holds a .. segment",
+            PathError::NotUtf8 => "the decoded path is not UTF-8",
+        })
+    }
+}
+
+impl std::error::Error for PathError {}
+
 /// Decodes a raw request-target (origin-form, as sent) into an absolute path.
 ///
 /// * `?query` and, defensively, `#fragment` are cut off first (RFC 9112 §3.2.1:
@@ -352,7 +368,7 @@ pub(crate) fn encode_into(out: &mut String, decoded: &str) {
 mod tests {
     use super::PathError::*;
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     /// The whole contract of `decode`, in the style of darkhttpd's
     /// `make_safe_url` table: input → decoded path or the reason for a 400.
@@ -458,7 +474,7 @@ mod tests {
         }
     }
 
-    /// Property check with a ten-line xorshift instead of a proptest
+    /// Property check with a xorshift generator instead of a proptest
     /// dependency: random targets built from the dangerous
     /// characters never panic, and every accepted result keeps the promises
     /// of `decode`'s contract.
@@ -488,13 +504,8 @@ mod tests {
             "%3F",
             "~",
         ];
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::testing::Xorshift::new(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next_u64();
         let mut accepted = 0;
         for _ in 0..20_000 {
             let mut target = String::from(if next() % 8 == 0 { "" } else { "/" });
@@ -560,42 +571,7 @@ mod tests {
         }
     }
 
-    /// A directory under the system temp dir, removed on drop (walkdir-style,
-    /// no `tempfile` dependency). Canonical, as `locate` requires of its root.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let name = format!(
-                "ranged-fs_path-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            let dir = std::env::temp_dir().join(name);
-            std::fs::create_dir_all(&dir).expect("create temp dir");
-            TempDir(std::fs::canonicalize(&dir).expect("canonicalize temp dir"))
-        }
-
-        fn path(&self) -> &Path {
-            &self.0
-        }
-
-        fn write(&self, rel: &str, contents: &str) -> PathBuf {
-            let path = self.0.join(rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).expect("create parent");
-            }
-            std::fs::write(&path, contents).expect("write file");
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testing::TempDir;
 
     /// The real path `open` arrives at, or `None` for a 404.
     fn locate(root: &Path, decoded: &str, follow_symlinks: bool) -> Option<PathBuf> {
@@ -607,10 +583,10 @@ mod tests {
     /// A served root `www/` next to a `secret/` directory outside it.
     fn site() -> (TempDir, PathBuf) {
         let tmp = TempDir::new();
-        tmp.write("www/index.html", "hi");
-        tmp.write("www/a/b/c.txt", "nested");
-        tmp.write("www/etc/passwd", "not the real one");
-        tmp.write("secret/key", "outside");
+        tmp.write("www/index.html", b"hi");
+        tmp.write("www/a/b/c.txt", b"nested");
+        tmp.write("www/etc/passwd", b"not the real one");
+        tmp.write("secret/key", b"outside");
         let root = tmp.path().join("www");
         (tmp, root)
     }
@@ -711,7 +687,7 @@ mod tests {
         // `/tmp/x/www` must not accept `/tmp/x/www2/...` (component-wise check).
         use std::os::unix::fs::symlink;
         let (tmp, root) = site();
-        tmp.write("www2/f", "sibling");
+        tmp.write("www2/f", b"sibling");
         symlink(tmp.path().join("www2/f"), root.join("sib")).expect("symlink");
         assert_eq!(locate(&root, "/sib", false), None);
     }

@@ -24,5 +24,7 @@ pub mod random;
 pub mod range;
 pub mod serve;
 mod sys;
+#[doc(hidden)]
+pub mod testing;
 pub mod upload;
 pub mod validators;

@@ -317,6 +317,21 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: &Request<'_>, headers: &mut Headers) -> Action;
 }
 
+/// Strips optional whitespace from both ends of a field value: SP and HTAB
+/// only (RFC 9110 §5.6.3) — `str::trim` would also take VT, FF and Unicode
+/// spaces, which are not whitespace in HTTP.
+pub fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
+/// [`trim_ows`] for raw bytes.
+pub fn trim_ows_bytes(v: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
 /// Every status this server sends, with its reason phrase (RFC 9110 §15;
 /// 460 is the tus checksum extension's "Checksum Mismatch") — the one table
 /// both [`reason`] and [`error_body`] are made from.

@@ -16,6 +16,8 @@
 //! anticipate potentially large decimal numerals"): a huge last-pos or suffix
 //! length then means "to the end", a huge first-pos is unsatisfiable.
 
+use crate::message::trim_ows;
+
 /// More ranges than this in one header: the header is ignored (200).
 /// Apache's `MaxRanges` defaults to 200; 100 is already far more than any
 /// download client sends.
@@ -39,6 +41,14 @@ pub enum Spec {
 /// The header is not a `bytes` range set we understand; it is to be ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a bytes range set (RFC 9110 §14.1.1)")
+    }
+}
+
+impl std::error::Error for Malformed {}
 
 /// A satisfiable range resolved against a length: `len >= 1`,
 /// `start + len <= size`.
@@ -175,10 +185,6 @@ fn digits(s: &str) -> Result<u64, Malformed> {
 /// would also accept VT, FF and Unicode spaces.
 fn is_ows(c: char) -> bool {
     c == ' ' || c == '\t'
-}
-
-fn trim_ows(s: &str) -> &str {
-    s.trim_matches(is_ows)
 }
 
 /// Applies parsed specs to a representation of `size` bytes.
@@ -714,19 +720,12 @@ mod tests {
         assert_eq!(resolve(&[], 10), Outcome::Ignore);
     }
 
-    /// xorshift64 (Marsaglia 2003): enough randomness for a property loop
-    /// without a dev-dependency.
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
+    use crate::testing::Xorshift;
 
     /// A random number as text: small, near the interesting sizes, or far
     /// beyond u64, sometimes with leading zeros.
-    fn number(rng: &mut u64) -> String {
-        let r = xorshift(rng);
+    fn number(rng: &mut Xorshift) -> String {
+        let r = rng.next_u64();
         let n = match r % 6 {
             0 | 1 => (r >> 8) % 12,
             2 => (r >> 8) % 120,
@@ -753,27 +752,27 @@ mod tests {
         const ALPHABET: &[u8] = b"bytes=-,019 \t+x";
         const SEPARATORS: &[&str] = &[",", ", ", " ,\t", ",,"];
         const SIZES: &[u64] = &[0, 1, 2, 10, 100, 1 << 32, u64::MAX - 1, u64::MAX];
-        let mut rng = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
         let (mut partials, mut multi) = (0, 0);
         for _ in 0..20_000 {
-            let r = xorshift(&mut rng);
+            let r = rng.next_u64();
             let mut s = String::new();
             if r & 1 == 0 {
                 if r & 2 == 0 {
                     s.push_str("bytes=");
                 }
                 for _ in 0..(r >> 2) % 16 {
-                    let i = (xorshift(&mut rng) % ALPHABET.len() as u64) as usize;
+                    let i = (rng.next_u64() % ALPHABET.len() as u64) as usize;
                     s.push(char::from(ALPHABET[i]));
                 }
             } else {
                 let mut bytes = b"bytes=".to_vec();
                 for k in 0..1 + (r >> 2) % 4 {
                     if k > 0 {
-                        let sep = SEPARATORS[(xorshift(&mut rng) % 4) as usize];
+                        let sep = SEPARATORS[(rng.next_u64() % 4) as usize];
                         bytes.extend_from_slice(sep.as_bytes());
                     }
-                    let spec = match xorshift(&mut rng) % 3 {
+                    let spec = match rng.next_u64() % 3 {
                         0 => format!("{}-{}", number(&mut rng), number(&mut rng)),
                         1 => format!("{}-", number(&mut rng)),
                         _ => format!("-{}", number(&mut rng)),
@@ -781,8 +780,8 @@ mod tests {
                     bytes.extend_from_slice(spec.as_bytes());
                 }
                 if (r >> 4).is_multiple_of(8) {
-                    let at = (xorshift(&mut rng) % bytes.len() as u64) as usize;
-                    bytes[at] = ALPHABET[(xorshift(&mut rng) % ALPHABET.len() as u64) as usize];
+                    let at = (rng.next_u64() % bytes.len() as u64) as usize;
+                    bytes[at] = ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize];
                 }
                 s = String::from_utf8_lossy(&bytes).into_owned();
             }

@@ -57,7 +57,7 @@ impl Handler for FileServer {
 impl FileServer {
     /// Answers a GET or HEAD (or refuses another method) for a file or folder.
     pub fn get(&self, req: &Request<'_>, h: &mut Headers) -> Reply {
-        let decoded = match self.locate(req.target) {
+        let decoded = match self.locate(req) {
             Ok(d) => d,
             Err(status) => return error(h, status),
         };
@@ -76,9 +76,11 @@ impl FileServer {
     }
 
     /// Step 1: the decoded path, or the status refusing it.
-    fn locate(&self, target: &str) -> Result<String, u16> {
-        let decoded = fs_path::decode(origin_form(target)).map_err(|e| {
-            log::warn!("refused path {target:?}: {e:?}");
+    fn locate(&self, req: &Request<'_>) -> Result<String, u16> {
+        let decoded = fs_path::decode(origin_form(req.target)).map_err(|e| {
+            let mut target = String::new();
+            crate::logging::push_url(&mut target, req.target.as_bytes());
+            log::warn!("{}: refused with 400, {e}: \"{target}\"", req.peer);
             400u16
         })?;
         if !self.opts.dotfiles && fs_path::has_dotfile(&decoded) {

@@ -5,8 +5,8 @@
 //! (`expect("all times should be after the epoch")`) or at/after
 //! 10000-01-01T00:00:00Z (`secs_since_epoch >= 253402300800`, see its
 //! `date.rs`). A file's mtime is attacker-influenced (archives, `touch -d`), so
-//! every call into `httpdate::fmt_http_date` goes through [`fmt_http_date`],
-//! which checks that range first.
+//! every date we format goes through [`http_date`], which checks that range
+//! first.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,18 +32,12 @@ const HTTP_DATE_END_SECS: u64 = 253_402_300_800;
 /// too coarse to be strong on its own). Only `[0-9a-f-]` appear between the
 /// quotes, so the tag is always a valid `opaque-tag` (§8.8.3).
 ///
+/// Written into a caller's buffer: the request path makes no String.
+///
 /// ```
-/// assert_eq!(ranged::validators::etag(31, 1, 5, 2), "\"1f-3b9aca05-2\"");
+/// let mut buf = [0u8; ranged::validators::ETAG_MAX];
+/// assert_eq!(ranged::validators::etag_into(&mut buf, 31, 1, 5, 2), "\"1f-3b9aca05-2\"");
 /// ```
-pub fn etag(len: u64, mtime_sec: i64, mtime_nsec: i64, ino: u64) -> String {
-    let mut buf = [0u8; ETAG_MAX];
-    etag_into(&mut buf, len, mtime_sec, mtime_nsec, ino).to_owned()
-}
-
-/// The longest tag [`etag`] makes: quotes, 16 + 32 + 16 hex digits, two dashes.
-pub const ETAG_MAX: usize = 2 + 16 + 1 + 32 + 1 + 16;
-
-/// [`etag`] written into a caller's buffer: the request path makes no String.
 pub fn etag_into(
     buf: &mut [u8; ETAG_MAX],
     len: u64,
@@ -63,6 +57,10 @@ pub fn etag_into(
     std::str::from_utf8(&buf[..written]).unwrap_or("\"\"")
 }
 
+/// The longest tag [`etag_into`] makes: quotes, 16 + 32 + 16 hex digits, two
+/// dashes.
+pub const ETAG_MAX: usize = 2 + 16 + 1 + 32 + 1 + 16;
+
 /// Last-Modified for an mtime: truncated to whole seconds, `None` outside the
 /// range an IMF-fixdate can carry.
 ///
@@ -78,15 +76,10 @@ pub fn last_modified(mtime_sec: i64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
-/// IMF-fixdate for `t`, `None` instead of a panic outside 1970..=9999.
-///
-/// Sub-second parts are dropped, as IMF-fixdate has whole seconds only.
-pub fn fmt_http_date(t: SystemTime) -> Option<String> {
-    http_date(t).map(|d| d.to_string())
-}
-
-/// [`fmt_http_date`] as a value that formats itself (`Display`), so a header
-/// can be written without an intermediate String.
+/// IMF-fixdate for `t` as a value that formats itself (`Display`), so a
+/// header can be written without an intermediate String; `None` instead of a
+/// panic outside 1970..=9999. Sub-second parts are dropped, as IMF-fixdate
+/// has whole seconds only.
 pub fn http_date(t: SystemTime) -> Option<httpdate::HttpDate> {
     let since_epoch = t.duration_since(UNIX_EPOCH).ok()?;
     if since_epoch.as_secs() >= HTTP_DATE_END_SECS {
@@ -107,6 +100,15 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fmt_http_date(t: SystemTime) -> Option<String> {
+        http_date(t).map(|d| d.to_string())
+    }
+
+    fn etag(len: u64, mtime_sec: i64, mtime_nsec: i64, ino: u64) -> String {
+        let mut buf = [0u8; ETAG_MAX];
+        etag_into(&mut buf, len, mtime_sec, mtime_nsec, ino).to_owned()
+    }
 
     const SECS_1960: i64 = -315_619_200; // 1960-01-01T00:00:00Z
     const LAST_SEC_9999: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
@@ -139,7 +141,7 @@ mod tests {
             if let Some(t) = lm {
                 assert_eq!(t, at(secs), "last_modified({secs}) value");
             }
-            // fmt_http_date must agree with last_modified and never panic,
+            // http_date must agree with last_modified and never panic,
             // including for times that last_modified already rejected.
             if secs > i64::MIN / 2 && secs < i64::MAX / 2 {
                 assert_eq!(

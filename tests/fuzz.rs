@@ -112,30 +112,20 @@ fn peak_alloc<T>(f: impl FnOnce() -> T) -> (T, isize) {
 // ---------------------------------------------------------------------------
 // Random numbers and mutations.
 
-/// xorshift64 (Marsaglia): tiny, fast, reproducible.
-struct Rng(u64);
+/// The crate's reproducible generator, with the picks the mutators need.
+struct Rng(ranged::testing::Xorshift);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
+        Rng(ranged::testing::Xorshift::new(seed))
     }
 
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+        self.0.next_u64()
     }
 
-    /// Uniform enough in `0..n`; `n == 0` gives 0.
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
+        self.0.below(n)
     }
 
     fn chance(&mut self, one_in: usize) -> bool {

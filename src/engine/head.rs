@@ -2,6 +2,8 @@
 //! read by the readiness loop) and parsing it strictly (`parse`, run by the worker
 //! that answers it). Pure; every error is the status to answer before closing.
 
+use crate::message::trim_ows_bytes;
+
 /// Longest request line accepted; longer → 414 (RFC 9112 §3 recommends ≥ 8000).
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 /// Longest request head (request line + fields) accepted; longer → 431.
@@ -145,7 +147,7 @@ pub fn parse<'h, 'b>(
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // Several fields form one list (RFC 9110 §5.3).
             let c = codings.get_or_insert(Codings::default());
-            for token in h.value.split(|&b| b == b',').map(trim_ows) {
+            for token in h.value.split(|&b| b == b',').map(trim_ows_bytes) {
                 if token.is_empty() {
                     continue;
                 }
@@ -156,13 +158,13 @@ pub fn parse<'h, 'b>(
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',').map(trim_ows) {
+            for token in h.value.split(|&b| b == b',').map(trim_ows_bytes) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case("expect") && !http10 {
             // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
-            if trim_ows(h.value).eq_ignore_ascii_case(b"100-continue") {
+            if trim_ows_bytes(h.value).eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
             } else {
                 return Err(refuse(417, "an expectation other than 100-continue"));
@@ -275,13 +277,6 @@ fn parse_digits(v: &[u8]) -> Option<u64> {
         }
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
-}
-
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod head;
 mod send;
 mod worker;
 
-pub use crate::sys::{request_shutdown, shutdown_requested};
+pub use crate::sys::request_shutdown;
 pub use head::{
     Framing, Head, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE, Refusal, Scan, parse, request_line,
     scan,
