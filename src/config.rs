@@ -1,70 +1,154 @@
-//! The command line: hand-rolled argument parsing into `Config`, the usage text,
-//! and `main`'s body (`run` → exit code), so that all of it is testable.
+//! The command line: hand-rolled argument parsing into `Config` and the usage
+//! text. Pure (the arguments in, a `Command` or one sentence of error out);
+//! `run` does what it says.
 
 use crate::engine;
-use crate::serve::{FileServer, Options};
+use crate::mime::Overrides;
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
 Usage: ranged [OPTIONS] [DIR]
+       ranged hash-password            (reads a password on stdin, prints a $6$ hash)
+       ranged link [--read] [--write] [--expires 24h] [--url BASE] [--dir DIR] PATH
 
 Serves DIR (default: the current folder) over HTTP/1.1, built for resumable
-downloads: byte ranges, strong validators, conditional requests.
+transfers: byte ranges, strong validators, conditional requests, digests,
+and (with --upload) atomic, resumable uploads.
 
 Options:
-  -l, --listen ADDR:PORT     address to listen on [default: 0.0.0.0:8080]; port 0 picks a free one
+  -l, --listen ADDR:PORT     where to listen, repeatable (IPv4 and IPv6 together); a host
+                             name or a bare PORT works too [default: 0.0.0.0:8080]
   -t, --threads N            worker threads, each with its own event loop [default: CPUs]
       --max-connections N    open connections at most; more get 503 [default: 1000]
       --head-timeout SECS    time allowed to send a request head [default: 10]
       --idle-timeout SECS    keep-alive connections idle longer are closed [default: 15]
       --send-timeout SECS    a client that reads nothing for this long is dropped [default: 30]
+      --body-timeout SECS    a request body that sends nothing for this long is cut off,
+                             as is one slower than 1 KiB/s after it [default: 30]
       --max-requests N       requests per connection [default: 1000]
-      --rate-limit RATE      bytes per second per connection for responses, e.g. 500K or 2M [default: unlimited]
-      --log-level LEVEL      off, error, warn, info, debug or trace [default: info]
-  -q, --quiet                log only warnings and errors (same as --log-level warn)
+      --rate-limit RATE      bytes/s per connection for answers, e.g. 500K, 2MB, 1MiB [default: none]
+      --rate-limit-total RATE  bytes/s for all answers together [default: none]
       --follow-symlinks      serve symlinks that lead outside DIR
       --dotfiles             serve files and folders whose names start with '.'
       --no-listing           answer 404 for folders without index.html
+      --mime EXT=TYPE        serve files ending in .EXT as TYPE, repeatable
+      --user NAME            after binding, switch to this user (from /etc/passwd)
+Access:
+      --auth USER:PASS[:ro|rw[@/PATH]]  an account, repeatable; PASS may be a crypt(3)
+                             hash ($6$, $5$, $2y$); rw@/PATH limits it to PATH [default: ro]
+      --auth-file FILE       accounts, one per line in the same form (keeps them out of ps)
+      --private              reads need an account or a link too
+      --anonymous-upload     with --upload, anyone may write
+Uploads:
+      --upload               accept PUT and tus 1.0 uploads (needs an rw account or
+                             --anonymous-upload)
+      --max-upload-size SIZE largest upload, e.g. 4G [default: none]
+      --upload-expiry SECS   unfinished uploads idle this long are removed [default: 86400]
+      --max-uploads N        uploads received at once; more get 503 [default: 4]
+      --state-dir PATH       unfinished uploads and the link secret, on DIR's file system
+                             [default: DIR/.ranged, never served]
+      --cors ORIGIN          allow browser uploads from this origin (or *), repeatable
+Integrity:
+      --digests MODE         off, on-demand or eager: SHA-256 of files, computed in the
+                             background, sent as Repr-Digest/Digest [default: on-demand]
+Logging:
+      --log-level LEVEL      off, error, warn, info, debug or trace [default: info]
+  -q, --quiet                log only warnings and errors (same as --log-level warn)
+      --log-timestamps       put a UTC time on every log line
+      --syslog               log to the local syslog (/dev/log) instead of stderr
+      --syslog-socket PATH   log to this syslog socket instead
   -h, --help                 print this help
   -V, --version              print the version
+
+Sizes and rates: K, M, G are powers of 1024 (KiB, MiB, GiB also), KB, MB, GB
+powers of 1000.
 ";
 
 /// Everything the command line decides.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dir: PathBuf,
-    pub listen: SocketAddr,
+    pub listen: Vec<SocketAddr>,
     pub log_level: log::LevelFilter,
+    pub log_timestamps: bool,
+    pub syslog: Option<PathBuf>,
     pub follow_symlinks: bool,
     pub dotfiles: bool,
     pub listing: bool,
+    pub mime: Overrides,
+    pub user: Option<String>,
     pub engine: engine::Config,
+    pub auth: Vec<String>,
+    pub auth_file: Option<PathBuf>,
+    pub private: bool,
+    pub anonymous_upload: bool,
+    pub upload: bool,
+    pub max_upload_size: Option<u64>,
+    pub upload_expiry: Duration,
+    pub state_dir: Option<PathBuf>,
+    pub cors: Vec<String>,
+    pub digests: crate::digest::Mode,
 }
 
 /// What the arguments ask for.
 #[derive(Debug)]
 pub enum Command {
     Serve(Box<Config>),
+    HashPassword,
+    /// `ranged link …`, with the arguments after `link`.
+    Link(Vec<OsString>),
     Help,
     Version,
 }
 
-/// Parses the arguments after the program name. `Err` is one line for stderr.
+const DEFAULT_PORT: u16 = 8080;
+
+/// Parses the arguments after the program name. `Err` is one sentence.
 pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, String> {
+    let mut args = args.into_iter().peekable();
+    match args.peek().and_then(|a| a.to_str()) {
+        Some("hash-password") => {
+            args.next();
+            return match args.next() {
+                None => Ok(Command::HashPassword),
+                Some(_) => {
+                    Err("hash-password takes no arguments (the password comes on stdin)".into())
+                }
+            };
+        }
+        Some("link") => {
+            args.next();
+            return Ok(Command::Link(args.collect()));
+        }
+        _ => {}
+    }
     let mut cfg = Config {
         dir: PathBuf::from("."),
-        listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        listen: Vec::new(),
         log_level: log::LevelFilter::Info,
+        log_timestamps: false,
+        syslog: None,
         follow_symlinks: false,
         dotfiles: false,
         listing: true,
+        mime: Overrides::default(),
+        user: None,
         engine: engine::Config::default(),
+        auth: Vec::new(),
+        auth_file: None,
+        private: false,
+        anonymous_upload: false,
+        upload: false,
+        max_upload_size: None,
+        upload_expiry: Duration::from_secs(86_400),
+        state_dir: None,
+        cors: Vec::new(),
+        digests: crate::digest::Mode::OnDemand,
     };
     let mut dir: Option<PathBuf> = None;
-    let mut args = args.into_iter();
     let mut only_positional = false;
     while let Some(arg) = args.next() {
         let arg = match arg.into_string() {
@@ -74,7 +158,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Strin
                 dir = Some(PathBuf::from(os));
                 continue;
             }
-            Err(_) => return Err("unexpected argument".into()),
+            Err(_) => return Err("an argument is not UTF-8".into()),
         };
         if only_positional || !arg.starts_with('-') || arg == "-" {
             if dir.replace(PathBuf::from(&arg)).is_some() {
@@ -88,6 +172,22 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Strin
             Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
             _ => (arg.clone(), None),
         };
+        let flag = matches!(
+            name.as_str(),
+            "--follow-symlinks"
+                | "--dotfiles"
+                | "--no-listing"
+                | "-q"
+                | "--quiet"
+                | "--log-timestamps"
+                | "--syslog"
+                | "--private"
+                | "--anonymous-upload"
+                | "--upload"
+        );
+        if flag && inline.is_some() {
+            return Err(format!("{name} takes no value"));
+        }
         let mut value = |what: &str| -> Result<String, String> {
             inline
                 .clone()
@@ -100,9 +200,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Strin
             "-V" | "--version" => return Ok(Command::Version),
             "-l" | "--listen" => {
                 let v = value("ADDR:PORT")?;
-                cfg.listen = v.parse().map_err(|_| {
-                    format!("--listen: '{v}' is not ADDR:PORT (e.g. 0.0.0.0:8080 or [::1]:8080)")
-                })?;
+                cfg.listen.extend(listen_addrs(&v)?);
             }
             "-t" | "--threads" => {
                 cfg.engine.threads = number(&name, &value("N")?, 1, 4096)? as usize
@@ -113,35 +211,113 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Strin
             "--head-timeout" => cfg.engine.head_timeout = seconds(&name, &value("SECS")?)?,
             "--idle-timeout" => cfg.engine.idle_timeout = seconds(&name, &value("SECS")?)?,
             "--send-timeout" => cfg.engine.send_timeout = seconds(&name, &value("SECS")?)?,
+            "--body-timeout" => cfg.engine.body_timeout = seconds(&name, &value("SECS")?)?,
             "--max-requests" => {
                 cfg.engine.max_requests = number(&name, &value("N")?, 1, u32::MAX as u64)? as u32
             }
-            "--rate-limit" => cfg.engine.rate_limit = Some(rate(&value("RATE")?)?),
+            "--rate-limit" => cfg.engine.rate_limit = Some(size(&name, &value("RATE")?)?),
+            "--rate-limit-total" => {
+                cfg.engine.rate_limit_total = Some(size(&name, &value("RATE")?)?)
+            }
             "--log-level" => {
                 let v = value("LEVEL")?;
-                cfg.log_level = v.parse().map_err(|_| {
-                    format!("--log-level: '{v}' is not one of off, error, warn, info, debug, trace")
-                })?;
+                cfg.log_level = match v.to_ascii_lowercase().as_str() {
+                    "off" => log::LevelFilter::Off,
+                    "error" => log::LevelFilter::Error,
+                    "warn" => log::LevelFilter::Warn,
+                    "info" => log::LevelFilter::Info,
+                    "debug" => log::LevelFilter::Debug,
+                    "trace" => log::LevelFilter::Trace,
+                    _ => {
+                        return Err(format!(
+                            "--log-level: '{v}' is not one of off, error, warn, info, debug, trace"
+                        ));
+                    }
+                };
             }
             "-q" | "--quiet" => cfg.log_level = log::LevelFilter::Warn,
+            "--log-timestamps" => cfg.log_timestamps = true,
+            "--syslog" => cfg.syslog = Some(PathBuf::from("/dev/log")),
+            "--syslog-socket" => cfg.syslog = Some(PathBuf::from(value("PATH")?)),
             "--follow-symlinks" => cfg.follow_symlinks = true,
             "--dotfiles" => cfg.dotfiles = true,
             "--no-listing" => cfg.listing = false,
+            "--mime" => cfg.mime.add(&value("EXT=TYPE")?)?,
+            "--user" => cfg.user = Some(value("NAME")?),
+            "--auth" => cfg.auth.push(value("USER:PASS[:ro|rw]")?),
+            "--auth-file" => cfg.auth_file = Some(PathBuf::from(value("FILE")?)),
+            "--private" => cfg.private = true,
+            "--anonymous-upload" => cfg.anonymous_upload = true,
+            "--upload" => cfg.upload = true,
+            "--max-upload-size" => cfg.max_upload_size = Some(size(&name, &value("SIZE")?)?),
+            "--upload-expiry" => cfg.upload_expiry = seconds(&name, &value("SECS")?)?,
+            "--max-uploads" => {
+                cfg.engine.body_threads = number(&name, &value("N")?, 1, 256)? as usize
+            }
+            "--state-dir" => cfg.state_dir = Some(PathBuf::from(value("PATH")?)),
+            "--cors" => {
+                let v = value("ORIGIN")?;
+                if v != "*" && !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(format!(
+                        "--cors: '{v}' is not an origin like https://example.org (or *)"
+                    ));
+                }
+                cfg.cors.push(v.trim_end_matches('/').to_owned());
+            }
+            "--digests" => {
+                let v = value("MODE")?;
+                cfg.digests = match v.as_str() {
+                    "off" => crate::digest::Mode::Off,
+                    "on-demand" => crate::digest::Mode::OnDemand,
+                    "eager" => crate::digest::Mode::Eager,
+                    _ => {
+                        return Err(format!(
+                            "--digests: '{v}' is not one of off, on-demand, eager"
+                        ));
+                    }
+                };
+            }
             _ => return Err(format!("unknown option '{name}'")),
-        }
-        if inline.is_some()
-            && matches!(
-                name.as_str(),
-                "--follow-symlinks" | "--dotfiles" | "--no-listing" | "--quiet"
-            )
-        {
-            return Err(format!("{name} takes no value"));
         }
     }
     if let Some(d) = dir {
         cfg.dir = d;
     }
+    if cfg.listen.is_empty() {
+        cfg.listen
+            .push(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+    }
+    cfg.listen.dedup();
     Ok(Command::Serve(Box::new(cfg)))
+}
+
+/// `--listen`: `ADDR:PORT`, `[V6]:PORT`, `HOST:PORT` (every address the name
+/// resolves to — `localhost` is often both 127.0.0.1 and ::1) or a bare
+/// `PORT` (all IPv4 addresses).
+fn listen_addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(vec![SocketAddr::from(([0, 0, 0, 0], port))]);
+    }
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let bad = || {
+        format!(
+            "--listen: '{v}' is not ADDR:PORT (e.g. 0.0.0.0:8080, [::]:8080, localhost:8080 or 8080)"
+        )
+    };
+    match v.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            let mut addrs: Vec<SocketAddr> = v.to_socket_addrs().map_err(|_| bad())?.collect();
+            addrs.sort();
+            addrs.dedup();
+            if addrs.is_empty() {
+                return Err(bad());
+            }
+            Ok(addrs)
+        }
+        _ => Err(bad()),
+    }
 }
 
 fn number(name: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -154,90 +330,35 @@ fn number(name: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
 }
 
 fn seconds(name: &str, v: &str) -> Result<Duration, String> {
-    number(name, v, 1, 86_400).map(Duration::from_secs)
+    number(name, v, 1, 365 * 86_400).map(Duration::from_secs)
 }
 
-/// `500000`, `500K`, `2M`, `1G` (powers of 1024) bytes per second.
-fn rate(v: &str) -> Result<u64, String> {
-    let (digits, mult) = match v.as_bytes().last() {
-        Some(b'k' | b'K') => (&v[..v.len() - 1], 1024),
-        Some(b'm' | b'M') => (&v[..v.len() - 1], 1024 * 1024),
-        Some(b'g' | b'G') => (&v[..v.len() - 1], 1024 * 1024 * 1024),
-        _ => (v, 1),
+/// A size or a rate: digits with an optional unit. `K`, `M`, `G` (and
+/// `KiB`, `MiB`, `GiB`) are powers of 1024, as in curl's `--limit-rate` and
+/// nginx; `KB`, `MB`, `GB` are powers of 1000. Case-insensitive; a trailing
+/// `/s` is allowed for rates.
+fn size(name: &str, v: &str) -> Result<u64, String> {
+    let t = v.strip_suffix("/s").unwrap_or(v);
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => u64::MAX,
     };
-    number("--rate-limit", digits, 1, u64::MAX / mult)
-        .map(|n| n * mult)
-        .map_err(|_| format!("--rate-limit: '{v}' is not a rate like 500000, 500K or 2M"))
-}
-
-/// The whole program: parse, set up logging, check the folder, bind, serve.
-/// Returns the process exit code: 0 done, 1 cannot serve, 2 bad arguments.
-pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
-    let cfg = match parse(args) {
-        Ok(Command::Serve(cfg)) => cfg,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return 0;
-        }
-        Ok(Command::Version) => {
-            println!("ranged {}", env!("CARGO_PKG_VERSION"));
-            return 0;
-        }
-        Err(msg) => {
-            eprintln!("ranged: {msg}\n\n{USAGE}");
-            return 2;
-        }
-    };
-    let _ = crate::logging::init(crate::logging::Settings {
-        level: cfg.log_level,
-        timestamps: false,
-        syslog: None,
-    });
-    let root = match std::fs::canonicalize(&cfg.dir) {
-        Ok(r) if r.is_dir() => r,
-        Ok(_) => return fail(&format!("cannot serve {}: not a folder", cfg.dir.display())),
-        Err(e) => return fail(&format!("cannot serve {}: {e}", cfg.dir.display())),
-    };
-    if let Err(e) = std::fs::read_dir(&root) {
-        return fail(&format!("cannot serve {}: {e}", root.display()));
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && mult != u64::MAX => n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("{name}: '{v}' is too large")),
+        _ => Err(format!(
+            "{name}: '{v}' is not a size like 500000, 500K, 2MB or 1GiB"
+        )),
     }
-    let server = match engine::Server::bind(cfg.listen, cfg.engine.clone()) {
-        Ok(s) => s,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", cfg.listen)),
-    };
-    let addr = server.local_addr().unwrap_or(cfg.listen);
-    // Always printed, whatever the log level: it is how a user learns the
-    // port of `--listen …:0`, and it is not an access line.
-    crate::logging::notice(format_args!(
-        "listening on http://{addr}/ serving {}",
-        root.display()
-    ));
-    let root = match crate::fs_path::Root::new(root) {
-        Ok(r) => r,
-        Err(e) => return fail(&format!("cannot serve {}: {e}", cfg.dir.display())),
-    };
-    let handler = FileServer::new(Options {
-        root,
-        follow_symlinks: cfg.follow_symlinks,
-        dotfiles: cfg.dotfiles,
-        listing: cfg.listing,
-    });
-    match server.run(handler) {
-        Ok(()) => {
-            log::info!("stopped");
-            0
-        }
-        Err(e) => fail(&format!("server stopped: {e}")),
-    }
-}
-
-fn fail(msg: &str) -> i32 {
-    log::error!("{msg}");
-    // The logger may be off (--log-level off); the reason must still reach a person.
-    if !log::log_enabled!(log::Level::Error) {
-        eprintln!("ranged: {msg}");
-    }
-    1
 }
 
 #[cfg(test)]
@@ -248,31 +369,66 @@ mod tests {
         s.split_whitespace().map(OsString::from).collect()
     }
 
+    fn serve(s: &str) -> Config {
+        match parse(args(s)) {
+            Ok(Command::Serve(c)) => *c,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
     #[test]
     fn accepted_arguments() {
-        let Command::Serve(c) = parse(args(
-            "--listen 127.0.0.1:0 -t 3 --rate-limit=2M --no-listing -q /srv",
-        ))
-        .unwrap() else {
-            panic!("not serve");
-        };
-        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        let c = serve("--listen 127.0.0.1:0 -t 3 --rate-limit=2M --no-listing -q /srv");
+        assert_eq!(c.listen, vec!["127.0.0.1:0".parse().unwrap()]);
         assert_eq!(c.engine.threads, 3);
         assert_eq!(c.engine.rate_limit, Some(2 * 1024 * 1024));
         assert!(!c.listing);
         assert_eq!(c.log_level, log::LevelFilter::Warn);
         assert_eq!(c.dir, PathBuf::from("/srv"));
-        let Command::Serve(d) = parse(args("")).unwrap() else {
-            panic!()
-        };
+        let d = serve("");
         assert_eq!(d.dir, PathBuf::from("."));
-        assert_eq!(d.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(d.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert!(!d.upload && !d.private);
         assert!(matches!(parse(args("-h")), Ok(Command::Help)));
         assert!(matches!(parse(args("--version")), Ok(Command::Version)));
-        let Command::Serve(e) = parse(args("-- -dir-with-dash")).unwrap() else {
-            panic!()
-        };
-        assert_eq!(e.dir, PathBuf::from("-dir-with-dash"));
+        assert!(matches!(
+            parse(args("hash-password")),
+            Ok(Command::HashPassword)
+        ));
+        assert!(matches!(parse(args("link --write /in/")), Ok(Command::Link(a)) if a.len() == 2));
+        assert_eq!(
+            serve("-- -dir-with-dash").dir,
+            PathBuf::from("-dir-with-dash")
+        );
+        let u = serve(
+            "--upload --auth a:b:rw --auth c:d --max-upload-size 4G --upload-expiry 3 --cors http://x.org/ --digests eager --log-level trace",
+        );
+        assert!(u.upload);
+        assert_eq!(u.auth, vec!["a:b:rw", "c:d"]);
+        assert_eq!(u.max_upload_size, Some(4 << 30));
+        assert_eq!(u.upload_expiry, Duration::from_secs(3));
+        assert_eq!(u.cors, vec!["http://x.org"]);
+        assert_eq!(u.digests, crate::digest::Mode::Eager);
+        assert_eq!(u.log_level, log::LevelFilter::Trace);
+    }
+
+    /// Several addresses, host names and bare ports (a router listens on
+    /// its LAN address for IPv4 and IPv6 at once).
+    #[test]
+    fn listen_addresses() {
+        let c = serve("--listen 127.0.0.1:1 --listen [::1]:2 -l 3");
+        let want: Vec<SocketAddr> = ["127.0.0.1:1", "[::1]:2", "0.0.0.0:3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(c.listen, want);
+        let l = serve("--listen localhost:8080");
+        assert!(
+            !l.listen.is_empty()
+                && l.listen
+                    .iter()
+                    .all(|a| a.ip().is_loopback() && a.port() == 8080)
+        );
     }
 
     #[test]
@@ -280,26 +436,51 @@ mod tests {
         for bad in [
             "--listen",
             "--listen nowhere",
+            "--listen 1.2.3.4:99999",
             "--threads 0",
             "--threads +3",
             "--threads x",
             "--bogus",
             "a b",
             "--rate-limit 5T",
+            "--rate-limit 0",
             "--log-level loud",
             "--dotfiles=yes",
+            "--upload=1",
             "--head-timeout 0",
+            "--digests sometimes",
+            "--cors example.org",
+            "--mime x",
+            "hash-password extra",
         ] {
-            assert!(parse(args(bad)).is_err(), "{bad}");
+            let e = parse(args(bad)).expect_err(bad);
+            assert!(!e.contains('\n'), "{bad}: one line, got {e:?}");
         }
     }
 
     #[test]
-    fn rates() {
-        assert_eq!(rate("1000"), Ok(1000));
-        assert_eq!(rate("500K"), Ok(500 * 1024));
-        assert_eq!(rate("1g"), Ok(1 << 30));
-        assert!(rate("K").is_err());
-        assert!(rate("0").is_err());
+    fn sizes_and_rates() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("1000", Some(1000)),
+            ("500K", Some(500 << 10)),
+            ("500k", Some(500 << 10)),
+            ("2M", Some(2 << 20)),
+            ("2MiB", Some(2 << 20)),
+            ("2MB", Some(2_000_000)),
+            ("2mb/s", Some(2_000_000)),
+            ("1g", Some(1 << 30)),
+            ("1GB", Some(1_000_000_000)),
+            ("3KiB", Some(3 << 10)),
+            ("K", None),
+            ("0", None),
+            ("5T", None),
+            ("1.5M", None),
+            ("-1", None),
+            ("99999999999999999999", None),
+            ("17179869184G", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(size("--x", v).ok(), *want, "{v}");
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod multipart;
 pub mod privileges;
 pub mod random;
 pub mod range;
+pub mod run;
 pub mod serve;
 mod sys;
 #[doc(hidden)]

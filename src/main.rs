@@ -2,5 +2,5 @@
 //! arguments over and turns the result into the exit code.
 
 fn main() {
-    std::process::exit(ranged::config::run(std::env::args_os().skip(1)));
+    std::process::exit(ranged::run::main(std::env::args_os().skip(1)));
 }

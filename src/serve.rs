@@ -14,6 +14,7 @@
 //! The engine then streams the planned body with seek + `Read::take`.
 
 use crate::conditional::{self, Conditions, Decision, Validators};
+use crate::digest::{self, Digests, Wants};
 use crate::message::{Action, Body, Handler, Headers, Reply, Request};
 use crate::range::{self, Outcome};
 use crate::{fs_path, listing, mime, multipart, validators};
@@ -22,19 +23,23 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Entries shown in one listing at most, so a huge directory cannot make one
 /// request allocate without bound.
 const MAX_LISTING: usize = 10_000;
 
 /// What the operator chose on the command line.
-#[derive(Debug)]
 pub struct Options {
     /// The served folder (its canonical path and a descriptor of it).
     pub root: fs_path::Root,
     pub follow_symlinks: bool,
     pub dotfiles: bool,
     pub listing: bool,
+    /// `--mime EXT=TYPE` overrides of the content-type table.
+    pub mime: mime::Overrides,
+    /// Known digests of files; `None` with `--digests off`.
+    pub digests: Option<Arc<Digests>>,
 }
 
 /// Serves the files under `Options::root`.
@@ -72,7 +77,7 @@ impl FileServer {
             // Devices, sockets and FIFOs are not downloads.
             return error(h, 404);
         }
-        serve_file(req, h, file, &meta, &decoded)
+        self.serve_file(req, h, file, &meta, &decoded)
     }
 
     /// Step 1: the decoded path, or the status refusing it.
@@ -116,7 +121,7 @@ impl FileServer {
         if let Ok(o) = fs_path::open(&self.opts.root, &index, self.opts.follow_symlinks)
             && o.meta.is_file()
         {
-            return serve_file(req, h, o.file, &o.meta, &index);
+            return self.serve_file(req, h, o.file, &o.meta, &index);
         }
         if !self.opts.listing {
             return error(h, 404);
@@ -177,101 +182,144 @@ impl FileServer {
     }
 }
 
-/// Steps 4–6 for a regular file whose handle and `fstat` we hold.
-fn serve_file(
-    req: &Request<'_>,
-    h: &mut Headers,
-    file: File,
-    meta: &Metadata,
-    decoded: &str,
-) -> Reply {
-    if !is_get_or_head(req.method) {
-        return method_not_allowed(h);
+impl FileServer {
+    /// Steps 4–7 for a regular file whose handle and `fstat` we hold.
+    fn serve_file(
+        &self,
+        req: &Request<'_>,
+        h: &mut Headers,
+        file: File,
+        meta: &Metadata,
+        decoded: &str,
+    ) -> Reply {
+        if !is_get_or_head(req.method) {
+            return method_not_allowed(h);
+        }
+        let size = meta.len();
+        let mut etag_buf = [0u8; validators::ETAG_MAX];
+        let etag = validators::etag_into(
+            &mut etag_buf,
+            size,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino(),
+        );
+        let last_modified = validators::last_modified(meta.mtime());
+        // A version-pinned link (`?v=<etag>`) is answered only while the file is
+        // that version; afterwards no client can splice, If-Range or not.
+        if let Some(pinned) = query_param(req.target, "v")
+            && pinned != etag.trim_matches('"')
+        {
+            return version_gone(req, h);
+        }
+        let v = Validators {
+            etag,
+            last_modified,
+        };
+        let if_match = list_field(req, "if-match");
+        let if_none_match = list_field(req, "if-none-match");
+        let c = Conditions {
+            if_match: if_match.as_deref(),
+            if_none_match: if_none_match.as_deref(),
+            if_modified_since: single_field(req, "if-modified-since"),
+            if_unmodified_since: single_field(req, "if-unmodified-since"),
+            if_range: single_field(req, "if-range"),
+        };
+        let use_range = match conditional::evaluate(&c, &v, req.now) {
+            Decision::PreconditionFailed => return error(h, 412),
+            Decision::NotModified => {
+                // RFC 9110 §15.4.5: the fields a 200 would carry that describe the
+                // cache entry; no Content-Type, no body.
+                add_validators(h, etag, last_modified);
+                return Reply::new(304, Body::Empty);
+            }
+            Decision::Proceed { use_range } => use_range,
+        };
+        // Range is defined for GET (RFC 9110 §14.2); HEAD mirrors GET (§9.3.2).
+        // A Range sent on several lines is not a valid single field: ignore it.
+        let outcome = match single_field(req, "range") {
+            Some(value) if use_range => range::evaluate(value, size),
+            _ => Outcome::Ignore,
+        };
+        let content_type = mime::content_type_with(decoded, &self.opts.mime);
+        if !matches!(outcome, Outcome::Unsatisfiable) {
+            self.add_digest(req, h, &file, meta, decoded);
+        }
+        match outcome {
+            Outcome::Ignore => {
+                full_headers(h, content_type, etag, last_modified);
+                Reply::new(
+                    200,
+                    Body::File {
+                        file,
+                        start: 0,
+                        len: size,
+                    },
+                )
+            }
+            Outcome::Unsatisfiable => {
+                // RFC 9110 §15.5.17: say how long the representation is.
+                h.add_fmt("Content-Range", format_args!("bytes */{size}"));
+                error(h, 416)
+            }
+            Outcome::Partial(ranges) if ranges.len() == 1 => {
+                let r = ranges[0];
+                full_headers(h, content_type, etag, last_modified);
+                h.add_fmt(
+                    "Content-Range",
+                    format_args!("bytes {}-{}/{size}", r.start, r.last()),
+                );
+                Reply::new(
+                    206,
+                    Body::File {
+                        file,
+                        start: r.start,
+                        len: r.len,
+                    },
+                )
+            }
+            Outcome::Partial(ranges) => {
+                // RFC 9110 §14.6: no top-level Content-Range; each part has its own.
+                let boundary = multipart::boundary();
+                let parts = multipart::parts(&ranges, size, content_type, &boundary);
+                h.add_fmt(
+                    "Content-Type",
+                    format_args!("multipart/byteranges; boundary={boundary}"),
+                );
+                h.add("Accept-Ranges", "bytes");
+                add_validators(h, etag, last_modified);
+                Reply::new(206, Body::Parts { file, parts })
+            }
+        }
     }
-    let size = meta.len();
-    let mut etag_buf = [0u8; validators::ETAG_MAX];
-    let etag = validators::etag_into(
-        &mut etag_buf,
-        size,
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ino(),
-    );
-    let last_modified = validators::last_modified(meta.mtime());
-    let v = Validators {
-        etag,
-        last_modified,
-    };
-    let if_match = list_field(req, "if-match");
-    let if_none_match = list_field(req, "if-none-match");
-    let c = Conditions {
-        if_match: if_match.as_deref(),
-        if_none_match: if_none_match.as_deref(),
-        if_modified_since: single_field(req, "if-modified-since"),
-        if_unmodified_since: single_field(req, "if-unmodified-since"),
-        if_range: single_field(req, "if-range"),
-    };
-    let use_range = match conditional::evaluate(&c, &v, req.now) {
-        Decision::PreconditionFailed => return error(h, 412),
-        Decision::NotModified => {
-            // RFC 9110 §15.4.5: the fields a 200 would carry that describe the
-            // cache entry; no Content-Type, no body.
-            add_validators(h, etag, last_modified);
-            return Reply::new(304, Body::Empty);
-        }
-        Decision::Proceed { use_range } => use_range,
-    };
-    // Range is defined for GET (RFC 9110 §14.2); HEAD mirrors GET (§9.3.2).
-    // A Range sent on several lines is not a valid single field: ignore it.
-    let outcome = match single_field(req, "range") {
-        Some(value) if use_range => range::evaluate(value, size),
-        _ => Outcome::Ignore,
-    };
-    let content_type = mime::content_type(decoded);
-    match outcome {
-        Outcome::Ignore => {
-            full_headers(h, content_type, etag, last_modified);
-            Reply::new(
-                200,
-                Body::File {
-                    file,
-                    start: 0,
-                    len: size,
-                },
-            )
-        }
-        Outcome::Unsatisfiable => {
-            // RFC 9110 §15.5.17: say how long the representation is.
-            h.add_fmt("Content-Range", format_args!("bytes */{size}"));
-            error(h, 416)
-        }
-        Outcome::Partial(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
-            full_headers(h, content_type, etag, last_modified);
-            h.add_fmt(
-                "Content-Range",
-                format_args!("bytes {}-{}/{size}", r.start, r.last()),
-            );
-            Reply::new(
-                206,
-                Body::File {
-                    file,
-                    start: r.start,
-                    len: r.len,
-                },
-            )
-        }
-        Outcome::Partial(ranges) => {
-            // RFC 9110 §14.6: no top-level Content-Range; each part has its own.
-            let boundary = multipart::boundary();
-            let parts = multipart::parts(&ranges, size, content_type, &boundary);
-            h.add_fmt(
-                "Content-Type",
-                format_args!("multipart/byteranges; boundary={boundary}"),
-            );
-            h.add("Accept-Ranges", "bytes");
-            add_validators(h, etag, last_modified);
-            Reply::new(206, Body::Parts { file, parts })
+
+    /// Step 7: the digest of this very version of the file, when known
+    /// (RFC 9530 §3 `Repr-Digest`; the RFC 3230 `Digest` when `Want-Digest`
+    /// asks for SHA-256, as aria2c does). The same on 200, every 206 and HEAD:
+    /// it is the whole file's. Never computed here — at most queued for the
+    /// background hasher.
+    fn add_digest(
+        &self,
+        req: &Request<'_>,
+        h: &mut Headers,
+        file: &File,
+        meta: &Metadata,
+        decoded: &str,
+    ) {
+        let Some(digests) = &self.opts.digests else {
+            return;
+        };
+        let wants = Wants::parse(req.all("want-repr-digest"), req.all("want-digest"));
+        let Some(path) = fs_path::join(&self.opts.root, decoded) else {
+            return;
+        };
+        if let Some(d) = digests.for_response(file, meta, &path, wants) {
+            if wants.send_repr_digest() {
+                h.add("Repr-Digest", &digest::repr_digest_value(&d));
+            }
+            if wants.send_digest() {
+                h.add("Digest", &digest::legacy_digest_value(&d));
+            }
         }
     }
 }
@@ -321,6 +369,37 @@ fn origin_form(target: &str) -> &str {
         }
     }
     target
+}
+
+/// The value of the first `name=value` in the query of `target`, if any.
+fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = target.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The answer to a pinned link whose version is gone: 412, whose body is
+/// never mistaken for the rest of the file. A resuming client must stop
+/// with an error and leave its partial file alone: curl treats an answer of
+/// exactly the resume offset's length as "already complete", so the body
+/// length steers clear of the Range's first byte.
+fn version_gone(req: &Request<'_>, h: &mut Headers) -> Reply {
+    const BODY: &str =
+        "412 Precondition Failed: this link names a version of the file that has changed\n";
+    const LONGER: &str = "412 Precondition Failed: this link names a version of the file that has changed (it was replaced)\n";
+    let offset = single_field(req, "range")
+        .and_then(|r| r.trim().strip_prefix("bytes="))
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    h.add("Content-Type", "text/plain; charset=utf-8");
+    h.add("Cache-Control", "no-store");
+    let body = if offset == Some(BODY.len()) {
+        LONGER
+    } else {
+        BODY
+    };
+    Reply::new(412, Body::Static(body))
 }
 
 fn is_get_or_head(method: &str) -> bool {
