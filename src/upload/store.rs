@@ -1718,6 +1718,14 @@ mod tests {
             .collect()
     }
 
+    /// Writers and stagings move to body threads; the store is shared.
+    const _: fn() = || {
+        fn shared<T: Send + Sync>() {}
+        shared::<Store>();
+        shared::<Writer>();
+        shared::<Staged>();
+    };
+
     #[test]
     fn ids_and_file_names() {
         let id = UploadId::random().unwrap();
