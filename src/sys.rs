@@ -318,3 +318,28 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+// The upload store: one process per state folder.
+
+unsafe extern "C" {
+    fn flock(fd: i32, operation: i32) -> i32;
+}
+
+/// Takes an exclusive `flock(2)` on `fd` without waiting: `Ok(false)` when
+/// another open file (in this process or another) holds it. The lock goes
+/// with the open file: closing it releases the lock, so does the process
+/// ending, however it ends.
+pub fn try_lock_exclusive(fd: RawFd) -> io::Result<bool> {
+    const LOCK_EX: i32 = 2;
+    const LOCK_NB: i32 = 4;
+    // SAFETY: flock(2) on a descriptor the caller owns; plain integers.
+    if unsafe { flock(fd, LOCK_EX | LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
