@@ -241,6 +241,55 @@ pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Ope
     Ok(Opened { file, meta })
 }
 
+/// Opens the folder `decoded_dir` under the root, creating the folders that
+/// are missing when `create` (a PUT to `/new/folder/file`). Each folder is
+/// made inside its already opened parent, named through that parent's handle
+/// (`/proc/self/fd/N/name`), and then opened with the same containment rule
+/// as [`open`]: a folder swapped for a symlink that leads outside the root is
+/// never written into. `Err(NotFound)` when a folder is missing and `create`
+/// is off; `Err(AlreadyExists)` when a segment is a file.
+pub fn open_dir(
+    root: &Root,
+    decoded_dir: &str,
+    follow_symlinks: bool,
+    create: bool,
+) -> io::Result<File> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut at = String::from("/");
+    let mut dir = open(root, &at, follow_symlinks)?.file;
+    for segment in decoded_dir.split('/').filter(|s| !s.is_empty()) {
+        let name = plain(segment).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        at.push_str(name);
+        at.push('/');
+        let opened = match open(root, &at, follow_symlinks) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                let made = std::fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
+                match made {
+                    // Another request made it meanwhile: as good.
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => open(root, &at, follow_symlinks),
+                }
+            }
+            other => other,
+        };
+        dir = match opened {
+            Ok(o) if o.meta.is_dir() => o.file,
+            Ok(_) => return Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            // `open` refuses `name/` when `name` is a file.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && join(root, at.trim_end_matches('/')).is_some_and(|p| p.is_file()) =>
+            {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(dir)
+}
+
 /// The decoded path as a path under the root: each non-empty segment pushed
 /// as one plain component (`Path::join` of an absolute path would replace the
 /// root, docs/semantics.md §4). `None` for a segment that is not a plain name

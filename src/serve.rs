@@ -2,20 +2,24 @@
 //! system. Every decision is made before a byte is sent, in this order
 //! (docs/semantics.md §2, RFC 9110 §13.2.2):
 //!
-//! 1. `locate`: decode the target once, refuse hostile paths (400) and dotfiles (404).
+//! 1. [`decode_target`]: decode the target once, refuse hostile paths (400);
+//!    then dotfiles (404).
 //! 2. `open`: open the file under the root, refuse anything outside it (404),
 //!    and `fstat` the handle — the validators come from the
 //!    handle the body will be read from, never from an earlier `stat` (§7).
-//! 3. Directories: `/dir` → 301 `/dir/`; `/dir/` → `index.html`, a listing, or 404.
+//! 3. Directories: `/dir` → 301 `/dir/`; `/dir/` → `index.html`, a listing
+//!    (HTML or JSON), or 404.
 //! 4. Method: GET and HEAD only, else 405 with `Allow`.
-//! 5. `conditional::evaluate` → 412, 304, or whether to honour Range.
-//! 6. `range::evaluate` → 200, 206 (one part or multipart/byteranges) or 416.
+//! 5. A version-pinned link (`?v=<etag>`) whose version is gone → 412.
+//! 6. `conditional::evaluate` → 412, 304, or whether to honour Range.
+//! 7. `range::evaluate` → 200, 206 (one part or multipart/byteranges) or 416,
+//!    with the file's digest when it is known for this very version.
 //!
 //! The engine then streams the planned body with seek + `Read::take`.
 
 use crate::conditional::{self, Conditions, Decision, Validators};
 use crate::digest::{self, Digests, Wants};
-use crate::message::{Action, Body, Handler, Headers, Reply, Request};
+use crate::message::{Body, Headers, Reply, Request};
 use crate::range::{self, Outcome};
 use crate::{fs_path, listing, mime, multipart, validators};
 use std::borrow::Cow;
@@ -53,45 +57,39 @@ impl FileServer {
     }
 }
 
-impl Handler for FileServer {
-    fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Action {
-        self.get(req, h).into()
-    }
+/// What a folder page shows to this visitor (decided by the caller, who
+/// knows the visitor's rights).
+#[derive(Clone, Copy)]
+pub struct Page<'a> {
+    pub upload: listing::Upload,
+    /// A capability-link token the page's links and uploads carry along.
+    pub token: Option<&'a str>,
 }
 
 impl FileServer {
-    /// Answers a GET or HEAD (or refuses another method) for a file or folder.
-    pub fn get(&self, req: &Request<'_>, h: &mut Headers) -> Reply {
-        let decoded = match self.locate(req) {
-            Ok(d) => d,
-            Err(status) => return error(h, status),
-        };
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Answers a GET or HEAD (or refuses another method) for a file or
+    /// folder; `decoded` is the target as [`decode_target`] returned it.
+    pub fn get(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, page: Page<'_>) -> Reply {
+        if !self.opts.dotfiles && fs_path::has_dotfile(decoded) {
+            return error(h, 404);
+        }
+        let decoded = decoded.to_owned();
         let fs_path::Opened { file, meta } = match self.open(&decoded) {
             Ok(o) => o,
             Err(status) => return error(h, status),
         };
         if meta.is_dir() {
-            return self.directory(req, h, &decoded);
+            return self.directory(req, h, &decoded, page);
         }
         if !meta.is_file() {
             // Devices, sockets and FIFOs are not downloads.
             return error(h, 404);
         }
         self.serve_file(req, h, file, &meta, &decoded)
-    }
-
-    /// Step 1: the decoded path, or the status refusing it.
-    fn locate(&self, req: &Request<'_>) -> Result<String, u16> {
-        let decoded = fs_path::decode(origin_form(req.target)).map_err(|e| {
-            let mut target = String::new();
-            crate::logging::push_url(&mut target, req.target.as_bytes());
-            log::warn!("{}: refused with 400, {e}: \"{target}\"", req.peer);
-            400u16
-        })?;
-        if !self.opts.dotfiles && fs_path::has_dotfile(&decoded) {
-            return Err(404);
-        }
-        Ok(decoded)
     }
 
     /// Step 2: open under the root and `fstat` the handle.
@@ -107,7 +105,7 @@ impl FileServer {
     }
 
     /// Step 3: a directory answers with a redirect, its index, a listing or 404.
-    fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str) -> Reply {
+    fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, page: Page<'_>) -> Reply {
         if !decoded.ends_with('/') {
             // Relative links in a listing or an index page need the slash.
             h.add_fmt(
@@ -132,11 +130,36 @@ impl FileServer {
         let Some(path) = fs_path::join(&self.opts.root, decoded) else {
             return error(h, 404);
         };
-        match self.list(&path) {
+        let query = req.target.split_once('?').map(|(_, q)| q);
+        let view = listing::View {
+            path: decoded,
+            sort: listing::parse_sort(query),
+            upload: page.upload,
+            token: page.token,
+        };
+        let json = query_param(req.target, "format") == Some("json")
+            || req
+                .header("accept")
+                .is_some_and(|a| a.contains("application/json"));
+        match self.list(&path, json) {
+            Ok(mut entries) if json => {
+                let body = listing::render_json(&view, &mut entries);
+                h.add("Content-Type", "application/json");
+                h.add("Cache-Control", "no-cache");
+                Reply::new(200, Body::Bytes(body.into_bytes()))
+            }
             Ok(mut entries) => {
-                let page = listing::render(decoded, &mut entries);
+                let html = listing::render(&view, &mut entries);
                 h.add("Content-Type", "text/html; charset=utf-8");
-                Reply::new(200, Body::Bytes(page.into_bytes()))
+                h.add("Cache-Control", "no-cache");
+                // The page's own script and style only (its assets live
+                // under /.ranged/); no inline code, no other origin.
+                h.add(
+                    "Content-Security-Policy",
+                    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                );
+                h.add("X-Content-Type-Options", "nosniff");
+                Reply::new(200, Body::Bytes(html.into_bytes()))
             }
             Err(e) => {
                 log::warn!("listing {}: {e}", path.display());
@@ -145,7 +168,9 @@ impl FileServer {
         }
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<listing::Entry>> {
+    /// The entries of a folder; `digests`: also each file's digest when
+    /// known (one open and one `fgetxattr` per file — the JSON listing's).
+    fn list(&self, dir: &Path, digests: bool) -> io::Result<Vec<listing::Entry>> {
         let mut entries = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             if entries.len() == MAX_LISTING {
@@ -171,11 +196,26 @@ impl FileServer {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
+            let etag = meta.is_file().then(|| {
+                let mut buf = [0u8; validators::ETAG_MAX];
+                validators::etag_into(&mut buf, meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino())
+                    .to_owned()
+            });
+            let digest = match &self.opts.digests {
+                Some(d) if digests && meta.is_file() => File::open(&path)
+                    .ok()
+                    .and_then(|f| Some((f.metadata().ok()?, f)))
+                    .and_then(|(m, f)| d.known(&f, &m))
+                    .map(|sha| crate::base64::encode(&sha)),
+                _ => None,
+            };
             entries.push(listing::Entry {
                 name,
                 is_dir: meta.is_dir(),
                 size: meta.len(),
                 mtime: meta.modified().ok(),
+                etag,
+                digest,
             });
         }
         Ok(entries)
@@ -293,7 +333,7 @@ impl FileServer {
         }
     }
 
-    /// Step 7: the digest of this very version of the file, when known
+    /// Step 7's digest: the digest of this very version of the file, when known
     /// (RFC 9530 §3 `Repr-Digest`; the RFC 3230 `Digest` when `Want-Digest`
     /// asks for SHA-256, as aria2c does). The same on 200, every 206 and HEAD:
     /// it is the whole file's. Never computed here — at most queued for the
@@ -352,6 +392,17 @@ fn status_for(e: &io::Error) -> u16 {
         io::ErrorKind::PermissionDenied => 403,
         _ => 404,
     }
+}
+
+/// Step 1: the request target decoded once (docs/semantics.md §4), or a
+/// 400 whose reason goes to the log with the client's address.
+pub fn decode_target(req: &Request<'_>) -> Result<String, u16> {
+    fs_path::decode(origin_form(req.target)).map_err(|e| {
+        let mut target = String::new();
+        crate::logging::push_url(&mut target, req.target.as_bytes());
+        log::warn!("{}: refused with 400, {e}: \"{target}\"", req.peer);
+        400u16
+    })
 }
 
 /// Accepts absolute-form targets (RFC 9112 §3.2.2: a server MUST accept them)

@@ -5,6 +5,7 @@
 //!   durable offsets, recovery after a crash, expiry, publishing into the
 //!   served tree by an atomic rename, and whole-file PUT staging.
 
+pub mod http;
 mod meta;
 pub mod store;
 pub mod tus;
