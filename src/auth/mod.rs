@@ -96,7 +96,10 @@ pub enum Who {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Allow(Who),
+    /// Go on. `burst_ended`: this peer had this many failures, some of
+    /// them throttled, before these credentials worked; log one line (a
+    /// guess that finally succeeded looks like this too).
+    Allow { who: Who, burst_ended: Option<u32> },
     /// 401 with [`challenge`], answered after `delay` (never slept here).
     /// `burst_started`: this peer has just begun to be throttled; log one
     /// line (the reason alone goes into the access log).
@@ -106,9 +109,7 @@ pub enum Verdict {
         burst_started: bool,
     },
     /// 403.
-    Forbidden {
-        reason: &'static str,
-    },
+    Forbidden { reason: &'static str },
 }
 
 /// The access rules of one server: fixed at start, shared by every worker.
@@ -176,15 +177,15 @@ impl Policy {
 
         let mut proofs: Vec<Proof> = Vec::with_capacity(2);
         let mut failed: Option<&'static str> = None;
-        match &basic {
-            Some(Ok(c)) => match self.check_password(ask.authorization.unwrap_or(""), c, ask.now) {
+        match (ask.authorization, &basic) {
+            (Some(value), Some(Ok(c))) => match self.check_password(value, c, ask.now) {
                 Ok(account) => proofs.push(Proof::User(account)),
                 Err(reason) => failed = Some(reason),
             },
-            Some(Err(basic::Refusal::Malformed)) => {
-                failed = Some(basic::Refusal::Malformed.reason())
+            (_, Some(Err(basic::Refusal::Malformed))) => {
+                failed = Some(basic::Refusal::Malformed.reason());
             }
-            Some(Err(basic::Refusal::OtherScheme)) | None => {}
+            _ => {}
         }
         if let Some(t) = ask.token {
             match self.check_token(t, ask) {
@@ -200,16 +201,18 @@ impl Policy {
                 burst_started: f.burst_started,
             };
         }
-        if !proofs.is_empty() {
-            self.throttle.success(ask.peer, ask.now);
-        }
+        let burst_ended = match proofs.is_empty() {
+            true => None,
+            false => self.throttle.success(ask.peer, ask.now),
+        };
+        let allow = |who| Verdict::Allow { who, burst_ended };
 
         for proof in &proofs {
             match proof {
                 Proof::User(a) if a.allows(ask.need, ask.path) => {
-                    return Verdict::Allow(Who::User(a.user.clone()));
+                    return allow(Who::User(a.user.clone()));
                 }
-                Proof::Link(r) if grants(*r, ask.need) => return Verdict::Allow(Who::Link),
+                Proof::Link(r) if grants(*r, ask.need) => return allow(Who::Link),
                 _ => {}
             }
         }
@@ -218,9 +221,9 @@ impl Policy {
             Need::Write => self.anonymous_upload,
         };
         match (open, proofs.first()) {
-            (true, None) => Verdict::Allow(Who::Anonymous),
-            (true, Some(Proof::User(a))) => Verdict::Allow(Who::User(a.user.clone())),
-            (true, Some(Proof::Link(_))) => Verdict::Allow(Who::Link),
+            (true, None) => allow(Who::Anonymous),
+            (true, Some(Proof::User(a))) => allow(Who::User(a.user.clone())),
+            (true, Some(Proof::Link(_))) => allow(Who::Link),
             (false, Some(_)) => Verdict::Forbidden {
                 reason: forbidden_reason(&proofs, ask.need),
             },

@@ -209,15 +209,20 @@ fn decisions() {
             wall: wall(),
         };
         let got = match p.decide(&ask) {
-            Verdict::Allow(Who::Anonymous) => Anonymous,
-            Verdict::Allow(Who::User(u)) => User(
-                ACCOUNTS
-                    .iter()
-                    .map(|a| &a[..a.find(':').unwrap()])
-                    .find(|n| *n == u)
-                    .unwrap(),
-            ),
-            Verdict::Allow(Who::Link) => Link,
+            Verdict::Allow { who, burst_ended } => {
+                assert_eq!(burst_ended, None, "row {i}");
+                match who {
+                    Who::Anonymous => Anonymous,
+                    Who::User(u) => User(
+                        ACCOUNTS
+                            .iter()
+                            .map(|a| &a[..a.find(':').unwrap()])
+                            .find(|n| *n == u)
+                            .unwrap(),
+                    ),
+                    Who::Link => Link,
+                }
+            }
             Verdict::Unauthorized {
                 delay,
                 reason,
@@ -295,18 +300,22 @@ fn throttled_guessing() {
     );
     // Without credentials, public files stay readable; other peers are unaffected.
     let t3 = t2 + Duration::from_millis(1);
-    assert_eq!(decide("", peer, t3, R), Verdict::Allow(Who::Anonymous));
+    let anonymous = Verdict::Allow {
+        who: Who::Anonymous,
+        burst_ended: None,
+    };
+    assert_eq!(decide("", peer, t3, R), anonymous);
     assert_eq!(decide("", peer, t3, W), unauthorized(0, NO_CREDS, false));
-    assert_eq!(
-        decide(&right, other, t3, W),
-        Verdict::Allow(Who::User("admin".into()))
-    );
-    // After the window, the right password works and the slate is clean.
+    let admin = |burst_ended| Verdict::Allow {
+        who: Who::User("admin".into()),
+        burst_ended,
+    };
+    assert_eq!(decide(&right, other, t3, W), admin(None));
+    // After the window, the right password works, the end of the burst is
+    // reported (7 failures), and the slate is clean.
     let t4 = t2 + Duration::from_millis(500);
-    assert_eq!(
-        decide(&right, peer, t4, W),
-        Verdict::Allow(Who::User("admin".into()))
-    );
+    assert_eq!(decide(&right, peer, t4, W), admin(Some(7)));
+    assert_eq!(decide(&right, peer, t4, W), admin(None));
     assert_eq!(
         decide(&wrong, peer, t4, W),
         unauthorized(0, WRONG_PW, false)
@@ -367,7 +376,11 @@ fn cache_holds_successes_only() {
     assert!(matches!(run("nobody:nope"), Verdict::Unauthorized { .. }));
     assert!(p.cache.is_empty());
     for _ in 0..3 {
-        assert_eq!(run("hashed:pw"), Verdict::Allow(Who::User("hashed".into())));
+        let hashed = Verdict::Allow {
+            who: Who::User("hashed".into()),
+            burst_ended: None,
+        };
+        assert_eq!(run("hashed:pw"), hashed);
     }
     assert_eq!(p.cache.len(), 1);
     assert_eq!(
