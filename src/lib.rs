@@ -7,6 +7,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod base64;
 pub mod conditional;

@@ -131,6 +131,11 @@ impl Headers {
     pub fn as_str(&self) -> &str {
         &self.buf
     }
+
+    /// Appends the lines of `other` (already checked when they were added).
+    pub fn extend(&mut self, other: &Headers) {
+        self.buf.push_str(&other.buf);
+    }
 }
 
 /// One piece of a `multipart/byteranges` body: literal bytes (boundary and part
@@ -234,6 +239,8 @@ pub enum Action {
     /// thread (disk writes and `fsync` there never stall the connections that
     /// download), sends `100 Continue` if the client waits for it, feeds the
     /// body as it arrives and asks the sink for the final answer at its end.
+    /// Header lines the handler wrote before returning this start every
+    /// answer the sink gives.
     /// Also for bodiless requests whose answer needs slow disk work (a tus
     /// `HEAD` that must end a stale upload first): the body is then empty.
     Receive(Receive),

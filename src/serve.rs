@@ -36,7 +36,7 @@ const MAX_LISTING: usize = 10_000;
 /// What the operator chose on the command line.
 pub struct Options {
     /// The served folder (its canonical path and a descriptor of it).
-    pub root: fs_path::Root,
+    pub root: Arc<fs_path::Root>,
     pub follow_symlinks: bool,
     pub dotfiles: bool,
     pub listing: bool,
@@ -105,7 +105,13 @@ impl FileServer {
     }
 
     /// Step 3: a directory answers with a redirect, its index, a listing or 404.
-    fn directory(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, page: Page<'_>) -> Reply {
+    fn directory(
+        &self,
+        req: &Request<'_>,
+        h: &mut Headers,
+        decoded: &str,
+        page: Page<'_>,
+    ) -> Reply {
         if !decoded.ends_with('/') {
             // Relative links in a listing or an index page need the slash.
             h.add_fmt(
@@ -198,8 +204,14 @@ impl FileServer {
             };
             let etag = meta.is_file().then(|| {
                 let mut buf = [0u8; validators::ETAG_MAX];
-                validators::etag_into(&mut buf, meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino())
-                    .to_owned()
+                validators::etag_into(
+                    &mut buf,
+                    meta.len(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ino(),
+                )
+                .to_owned()
             });
             let digest = match &self.opts.digests {
                 Some(d) if digests && meta.is_file() => File::open(&path)

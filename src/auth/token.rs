@@ -196,6 +196,17 @@ pub fn sign(secret: &Secret, scope: &str, rights: Rights, expires: SystemTime) -
 }
 
 /// A decoded, unexpired token, ready to be checked against scopes.
+/// The expiry (unix seconds) a well-formed token carries, unverified: for a
+/// token the policy has already accepted (an upload made through a link
+/// ends when the link does).
+pub fn expiry(token: &str) -> Option<u64> {
+    let bytes = crate::base64::decode_url(token)?;
+    let [VERSION, _, e0, e1, e2, e3, ..] = bytes.as_slice() else {
+        return None;
+    };
+    Some(u64::from(u32::from_be_bytes([*e0, *e1, *e2, *e3])))
+}
+
 struct Opened {
     rights: Rights,
     state: HmacSha256,

@@ -194,6 +194,7 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
         keep_alive,
         head_len,
         log,
+        fields,
     } = *r;
     let mut sink = rx.sink;
     let has_body = framing != Framing::None;
@@ -202,6 +203,7 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
         return false;
     }
     h.clear();
+    h.extend(&fields);
     if let Err(reply) = sink.begin(h) {
         // Refused before the body: with 100-continue it never comes; without,
         // the connection cannot be reused unless there was none.
@@ -262,11 +264,13 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
     match end {
         End::Complete => {
             h.clear();
+            h.extend(&fields);
             let reply = sink.finish(h);
             answer(shared, conn, h, reply, keep, log)
         }
         End::Stopped => {
             h.clear();
+            h.extend(&fields);
             let reply = sink.finish(h);
             answer(shared, conn, h, reply, false, log)
         }
@@ -284,6 +288,7 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
                 Abort::ClientGone | Abort::Shutdown | Abort::Busy => return false,
             };
             h.clear();
+            h.extend(&fields);
             let reply = Reply::error(h, status);
             answer(shared, conn, h, reply, false, log)
         }

@@ -87,6 +87,8 @@ pub(super) struct Receiving {
     pub keep_alive: bool,
     pub head_len: usize,
     pub log: AccessLog,
+    /// Header lines the handler wrote, which start the sink's answer.
+    pub fields: Headers,
 }
 
 /// What happens to a connection after `drive`.
@@ -434,6 +436,8 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
                 let reply = Reply::error(&mut ctx.headers, 413);
                 return respond(c, &ctx.headers, reply, false, 0, log, false, None);
             }
+            let mut fields = Headers::default();
+            fields.extend(&ctx.headers);
             c.state = State::Receiving(Box::new(Receiving {
                 rx,
                 framing,
@@ -441,6 +445,7 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
                 keep_alive: may_keep,
                 head_len,
                 log,
+                fields,
             }));
         }
     }

@@ -18,7 +18,7 @@ use super::store::{
 use super::tus::{self, Algo, ChunkHasher, Refusal};
 use crate::digest::{self, Digests};
 use crate::fs_path::{self, Root};
-use crate::message::{Abort, Action, Body, BodySink, BodyLength, Headers, Receive, Reply, Request};
+use crate::message::{Abort, Action, Body, BodyLength, BodySink, Headers, Receive, Reply, Request};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -65,7 +65,12 @@ impl Uploads {
     pub fn put(&self, req: &Request<'_>, h: &mut Headers, decoded: &str, who: &Uploader) -> Action {
         // RFC 9110 §14.5: a partial PUT must never replace the whole file.
         if req.header("content-range").is_some() {
-            return refuse(h, false, 400, "Content-Range on PUT: partial PUT is not supported");
+            return refuse(
+                h,
+                false,
+                400,
+                "Content-Range on PUT: partial PUT is not supported",
+            );
         }
         let Some((dir, name)) = split_name(decoded) else {
             return refuse(h, false, 409, "PUT needs a file name, not a folder");
@@ -96,9 +101,7 @@ impl Uploads {
             len,
             expected,
             if_match: req.header("if-match").map(str::to_owned),
-            if_none_match_any: req
-                .header("if-none-match")
-                .is_some_and(|v| v.trim() == "*"),
+            if_none_match_any: req.header("if-none-match").is_some_and(|v| v.trim() == "*"),
             staged: None,
             target: None,
             failure: None,
@@ -172,7 +175,15 @@ impl Uploads {
                 name,
                 length,
                 metadata: raw_metadata.to_owned(),
-                owner: who.user.as_deref().unwrap_or(if who.link_expiry.is_some() { "link" } else { "-" }).to_owned(),
+                owner: who
+                    .user
+                    .as_deref()
+                    .unwrap_or(if who.link_expiry.is_some() {
+                        "link"
+                    } else {
+                        "-"
+                    })
+                    .to_owned(),
                 sha256,
                 deadline: who.link_expiry,
             }),
@@ -190,14 +201,45 @@ impl Uploads {
         })
     }
 
+    /// Publishes an upload that was complete when the server stopped but
+    /// not yet in its folder (found by the store's recovery).
+    pub fn publish_recovered(&self, id: &UploadId) {
+        let Some(info) = self.store.info(id) else {
+            return;
+        };
+        let Some(length) = info.length else {
+            return;
+        };
+        let outcome = self
+            .store
+            .begin(id, length)
+            .map_err(begin_failure)
+            .and_then(|w| publish(&self.context(), w, &mut Headers::default()));
+        if let Err(Failure(status, why)) = outcome {
+            log::warn!(
+                "upload {id} ({}{}) complete but not published: {status} {why}",
+                info.target,
+                info.name
+            );
+        }
+    }
+
     /// The upload a request names, with the path its rights are checked
     /// against (the file it will become).
     pub fn upload_path(&self, id: &UploadId) -> Option<String> {
-        self.store.info(id).map(|i| format!("{}{}", i.target, i.name))
+        self.store
+            .info(id)
+            .map(|i| format!("{}{}", i.target, i.name))
     }
 
     /// `PATCH` (or `POST` with `X-HTTP-Method-Override: PATCH`): appends.
-    pub fn patch(&self, req: &Request<'_>, h: &mut Headers, id: UploadId, who: &Uploader) -> Action {
+    pub fn patch(
+        &self,
+        req: &Request<'_>,
+        h: &mut Headers,
+        id: UploadId,
+        who: &Uploader,
+    ) -> Action {
         if let Err(r) = tus::check_version(req.header("tus-resumable")) {
             return version_refused(h, r);
         }
@@ -209,7 +251,12 @@ impl Uploads {
             Err(r) => return refuse(h, true, r.status, r.reason),
         };
         let Some(info) = self.store.info(&id) else {
-            return refuse(h, true, 404, "no such upload (finished long ago, expired or cancelled)");
+            return refuse(
+                h,
+                true,
+                404,
+                "no such upload (finished long ago, expired or cancelled)",
+            );
         };
         // Checked here too, so that a refusal goes out before the body.
         if !info.finished && info.offset != offset && !info.writing {
@@ -270,7 +317,13 @@ impl Uploads {
     }
 
     /// `DELETE` of an upload (tus termination): its bytes are removed.
-    pub fn delete(&self, req: &Request<'_>, h: &mut Headers, id: UploadId, who: &Uploader) -> Action {
+    pub fn delete(
+        &self,
+        req: &Request<'_>,
+        h: &mut Headers,
+        id: UploadId,
+        who: &Uploader,
+    ) -> Action {
         if let Err(r) = tus::check_version(req.header("tus-resumable")) {
             return version_refused(h, r);
         }
@@ -338,7 +391,13 @@ struct Context {
 
 impl Context {
     /// Opens the destination folder of an upload (tus: it must still exist).
-    fn target(&self, dir: &str, name: &str, create: bool, no_clobber: bool) -> Result<Target, Failure> {
+    fn target(
+        &self,
+        dir: &str,
+        name: &str,
+        create: bool,
+        no_clobber: bool,
+    ) -> Result<Target, Failure> {
         match fs_path::open_dir(&self.root, dir, self.follow_symlinks, create) {
             Ok(dir) => Ok(Target {
                 dir,
@@ -369,7 +428,13 @@ impl Context {
         }
         use std::os::unix::fs::MetadataExt;
         let mut buf = [0u8; crate::validators::ETAG_MAX];
-        let etag = crate::validators::etag_into(&mut buf, o.meta.len(), o.meta.mtime(), o.meta.mtime_nsec(), o.meta.ino());
+        let etag = crate::validators::etag_into(
+            &mut buf,
+            o.meta.len(),
+            o.meta.mtime(),
+            o.meta.mtime_nsec(),
+            o.meta.ino(),
+        );
         // Only if nothing replaced it since: the validators are of the
         // bytes we just published.
         if o.meta.len() == p.len {
@@ -440,7 +505,10 @@ impl Append {
             && !hasher.matches(&want)
         {
             let _ = self.writer.rollback();
-            return Err(Failure(tus::CHECKSUM_MISMATCH, "Upload-Checksum does not match the body"));
+            return Err(Failure(
+                tus::CHECKSUM_MISMATCH,
+                "Upload-Checksum does not match the body",
+            ));
         }
         self.writer.set_keep_partial(true);
         self.writer.commit().map_err(write_failure)
@@ -449,7 +517,10 @@ impl Append {
 
 /// Publishes a finished tus upload into its folder.
 fn publish(up: &Context, writer: Writer, h: &mut Headers) -> Result<(), Failure> {
-    let info = up.store.info(&writer.id()).ok_or(Failure(404, "the upload is gone"))?;
+    let info = up
+        .store
+        .info(&writer.id())
+        .ok_or(Failure(404, "the upload is gone"))?;
     let target = up.target(&info.target, &info.name, false, false)?;
     match writer.publish(&target) {
         Ok(p) => {
@@ -468,7 +539,13 @@ fn publish(up: &Context, writer: Writer, h: &mut Headers) -> Result<(), Failure>
 }
 
 /// A tus answer that carries the upload's offset and expiry.
-fn progress_reply(up: &Context, h: &mut Headers, id: &UploadId, status: u16, location: Option<&str>) -> Reply {
+fn progress_reply(
+    up: &Context,
+    h: &mut Headers,
+    id: &UploadId,
+    status: u16,
+    location: Option<&str>,
+) -> Reply {
     tus_fields(h);
     if let Some(l) = location {
         h.add("Location", l);
@@ -576,7 +653,13 @@ struct PatchSink {
 
 impl BodySink for PatchSink {
     fn begin(&mut self, h: &mut Headers) -> Result<(), Reply> {
-        match Append::start(&self.up.store, &self.id, self.offset, self.new_length, self.checksum.take()) {
+        match Append::start(
+            &self.up.store,
+            &self.id,
+            self.offset,
+            self.new_length,
+            self.checksum.take(),
+        ) {
             Ok(Some(a)) => {
                 self.append = Some(a);
                 Ok(())
@@ -626,7 +709,10 @@ impl BodySink for PatchSink {
     fn abort(self: Box<Self>, why: Abort) {
         // Dropping the writer commits what arrived (unless a checksum was
         // pending): resuming is the point.
-        log::info!("upload {}: request ended early ({why}); what arrived is kept", self.id);
+        log::info!(
+            "upload {}: request ended early ({why}); what arrived is kept",
+            self.id
+        );
     }
 }
 
@@ -781,7 +867,9 @@ impl PutSink {
 impl BodySink for PutSink {
     fn begin(&mut self, h: &mut Headers) -> Result<(), Reply> {
         let prepared = self.preconditions().and_then(|()| {
-            let target = self.up.target(&self.dir, &self.name, true, self.if_none_match_any)?;
+            let target = self
+                .up
+                .target(&self.dir, &self.name, true, self.if_none_match_any)?;
             let staged = self
                 .up
                 .store
@@ -839,12 +927,19 @@ impl BodySink for PutSink {
     fn abort(self: Box<Self>, why: Abort) {
         // Dropping the staged file removes it: a cut-short PUT publishes
         // nothing.
-        log::info!("PUT {} ended early ({why}); nothing published", self.decoded);
+        log::info!(
+            "PUT {} ended early ({why}); nothing published",
+            self.decoded
+        );
     }
 }
 
 /// Feeds a body to an append, remembering the first failure.
-fn append_write(append: &mut Option<Append>, failure: &mut Option<Failure>, data: &[u8]) -> ControlFlow<()> {
+fn append_write(
+    append: &mut Option<Append>,
+    failure: &mut Option<Failure>,
+    data: &[u8],
+) -> ControlFlow<()> {
     let Some(a) = append else {
         return ControlFlow::Break(());
     };
@@ -862,7 +957,9 @@ fn begin_failure(e: BeginError) -> Failure {
         BeginError::NotFound => Failure(404, "no such upload"),
         BeginError::Gone => Failure(410, "the upload expired"),
         BeginError::Finished { .. } => Failure(409, "the upload is already complete"),
-        BeginError::OffsetMismatch { .. } => Failure(409, "Upload-Offset is not the upload's offset"),
+        BeginError::OffsetMismatch { .. } => {
+            Failure(409, "Upload-Offset is not the upload's offset")
+        }
         BeginError::Busy => Failure(423, "another request still holds the upload; try again"),
         BeginError::TooManyActive => Failure(503, "too many uploads at once; try again"),
         BeginError::Io(e) => {
@@ -944,7 +1041,9 @@ fn fail(h: &mut Headers, tus: bool, f: Failure) -> Reply {
 
 /// `Upload-Checksum` of a request, if any.
 fn chunk_checksum(req: &Request<'_>) -> Result<Option<(Algo, Vec<u8>)>, Refusal> {
-    req.header("upload-checksum").map(tus::parse_checksum).transpose()
+    req.header("upload-checksum")
+        .map(tus::parse_checksum)
+        .transpose()
 }
 
 /// `/a/b/name` → (`/a/b/`, `name`); `None` for a folder path.
