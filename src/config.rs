@@ -5,7 +5,7 @@
 use crate::engine;
 use crate::mime::Overrides;
 use std::ffi::OsString;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -291,9 +291,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Strin
     Ok(Command::Serve(Box::new(cfg)))
 }
 
-/// `--listen`: `ADDR:PORT`, `[V6]:PORT`, `HOST:PORT` (every address the name
-/// resolves to — `localhost` is often both 127.0.0.1 and ::1) or a bare
-/// `PORT` (all IPv4 addresses).
+/// `--listen`: `ADDR:PORT`, `[V6]:PORT`, `HOST:PORT` or a bare `PORT` (all
+/// IPv4 addresses). A host name is looked up in `/etc/hosts` — where a
+/// router or a board names its own addresses; `localhost` is 127.0.0.1 and
+/// ::1 wherever the hosts file says nothing. No DNS: a server must not wait
+/// for the network to start, and musl's resolver would be a tenth of the
+/// binary.
 fn listen_addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
     if let Ok(port) = v.parse::<u16>() {
         return Ok(vec![SocketAddr::from(([0, 0, 0, 0], port))]);
@@ -306,18 +309,36 @@ fn listen_addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
             "--listen: '{v}' is not ADDR:PORT (e.g. 0.0.0.0:8080, [::]:8080, localhost:8080 or 8080)"
         )
     };
-    match v.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            let mut addrs: Vec<SocketAddr> = v.to_socket_addrs().map_err(|_| bad())?.collect();
-            addrs.sort();
-            addrs.dedup();
-            if addrs.is_empty() {
-                return Err(bad());
-            }
-            Ok(addrs)
-        }
-        _ => Err(bad()),
+    let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let mut ips = hosts_lookup(&hosts, host);
+    if ips.is_empty() && host.eq_ignore_ascii_case("localhost") {
+        ips = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(Ipv6Addr::LOCALHOST)];
     }
+    if ips.is_empty() {
+        return Err(format!(
+            "--listen: '{host}' is not an address, and /etc/hosts does not name it"
+        ));
+    }
+    Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+}
+
+/// The addresses `/etc/hosts` (hosts(5): `address name [aliases…]`, `#`
+/// comments) gives `name`, in file order, without repeats.
+fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>) else {
+            continue;
+        };
+        if words.any(|w| w.eq_ignore_ascii_case(name)) && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
 }
 
 fn number(name: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -429,6 +450,19 @@ mod tests {
                     .iter()
                     .all(|a| a.ip().is_loopback() && a.port() == 8080)
         );
+    }
+
+    #[test]
+    fn hosts_file_lookup() {
+        let hosts = "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n# 10.0.0.1 router\n192.168.1.1 Router.lan router\nbogus line\n192.168.1.1 router\n";
+        let ips = |n| hosts_lookup(hosts, n);
+        assert_eq!(
+            ips("localhost"),
+            vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(Ipv6Addr::LOCALHOST)]
+        );
+        assert_eq!(ips("ROUTER"), vec![IpAddr::from([192, 168, 1, 1])]);
+        assert_eq!(ips("router.lan"), vec![IpAddr::from([192, 168, 1, 1])]);
+        assert!(ips("10.0.0.1").is_empty() && ips("nowhere").is_empty());
     }
 
     #[test]
