@@ -6,7 +6,7 @@ MUSL   := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/ranged
 FUZZ_SECONDS ?= 60
 
-.PHONY: build run test lint static cross bench fuzz check clean
+.PHONY: build run test tools lint static cross bench fuzz check clean
 
 build:
 	$(CARGO) build --release
@@ -15,10 +15,24 @@ build:
 run: build
 	./target/release/ranged --listen $(LISTEN) $(ARGS) $(DIR)
 
-## Unit tests, loopback integration tests and real-client resume tests.
-test:
+## Unit tests, loopback integration tests and real-client tests (resumed
+## downloads and uploads, a browser). Installs the pinned test clients first.
+test: tools
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+## The pinned third-party clients the tests drive (tus-js-client,
+## playwright-core, tuspy), into tests/node_modules and .tools/python;
+## again only when their pins change.
+tools: tests/node_modules/.installed .tools/python/.installed
+
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.tools/python/.installed: tests/requirements.txt
+	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --target .tools/python -r tests/requirements.txt
+	touch $@
 
 lint:
 	$(CARGO) fmt --check
