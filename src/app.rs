@@ -12,6 +12,7 @@
 //! 5. Downloads and folder pages (`serve`), or uploads (`upload::http`).
 
 use crate::auth::{self, Ask, Need, Policy, Verdict, Who, token};
+use crate::fs_path::query_param;
 use crate::listing;
 use crate::message::{Action, Body, Handler, Headers, Reply, Request};
 use crate::serve::{self, FileServer, Page};
@@ -121,6 +122,10 @@ impl Handler for App {
             (m, _) => m,
         };
         match (method, upload) {
+            // Without uploads the server is the download server of
+            // docs/semantics.md: the path decides before the method (a
+            // missing file is 404 for any method, §2), OPTIONS included.
+            _ if self.uploads.is_none() => self.read(req, h, &decoded, token).into(),
             ("OPTIONS", _) => self.options(req, h, origin.is_some()).into(),
             ("GET", _) | ("HEAD", None) => self.read(req, h, &decoded, token).into(),
             ("PUT", None) | ("POST", None) => self.write(req, h, method, &decoded, token),
@@ -355,10 +360,7 @@ impl App {
         }
         match &self.uploads {
             Some(up) => up.options(h),
-            None => {
-                h.add("Allow", "GET, HEAD, OPTIONS");
-                Reply::new(204, Body::Empty)
-            }
+            None => self.not_allowed(h),
         }
     }
 
@@ -402,37 +404,5 @@ impl App {
             .iter()
             .any(|c| c == "*" || c.eq_ignore_ascii_case(origin))
             .then_some(origin)
-    }
-}
-
-/// The value of the first `name=value` (or bare `name`) in the query.
-fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
-    let (_, query) = target.split_once('?')?;
-    let query = query.split('#').next().unwrap_or(query);
-    query.split('&').find_map(|kv| match kv.split_once('=') {
-        Some((k, v)) if k == name => Some(v),
-        None if kv == name => Some(""),
-        _ => None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parameters() {
-        let cases = [
-            ("/a/?upload=abc", "upload", Some("abc")),
-            ("/a/?x=1&token=t&upload=u", "token", Some("t")),
-            ("/a/?login", "login", Some("")),
-            ("/a/?loginx=1", "login", None),
-            ("/a/?tokens=1", "token", None),
-            ("/a/", "token", None),
-            ("/a/?token=t#frag", "token", Some("t")),
-        ];
-        for (target, name, want) in cases {
-            assert_eq!(query_param(target, name), want, "{target} {name}");
-        }
     }
 }

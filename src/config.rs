@@ -314,14 +314,20 @@ fn listen_addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let mut ips = hosts_lookup(&hosts, host);
     if ips.is_empty() && host.eq_ignore_ascii_case("localhost") {
-        ips = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(Ipv6Addr::LOCALHOST)];
+        ips = vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(Ipv6Addr::LOCALHOST),
+        ];
     }
     if ips.is_empty() {
         return Err(format!(
             "--listen: '{host}' is not an address, and /etc/hosts does not name it"
         ));
     }
-    Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
 }
 
 /// The addresses `/etc/hosts` (hosts(5): `address name [aliases…]`, `#`
@@ -458,7 +464,10 @@ mod tests {
         let ips = |n| hosts_lookup(hosts, n);
         assert_eq!(
             ips("localhost"),
-            vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(Ipv6Addr::LOCALHOST)]
+            vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(Ipv6Addr::LOCALHOST)
+            ]
         );
         assert_eq!(ips("ROUTER"), vec![IpAddr::from([192, 168, 1, 1])]);
         assert_eq!(ips("router.lan"), vec![IpAddr::from([192, 168, 1, 1])]);

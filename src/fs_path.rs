@@ -162,6 +162,19 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// The value of the first `name=value` (or bare `name`, as `""`) in the
+/// query of a raw request target; `None` when absent. Values are returned
+/// as sent (not percent-decoded): tokens, ids and ETags never need it.
+pub fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = target.split_once('?')?;
+    let query = query.split('#').next().unwrap_or(query);
+    query.split('&').find_map(|kv| match kv.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        None if kv == name => Some(""),
+        _ => None,
+    })
+}
+
 /// True if any segment of a decoded path starts with `.` (`/.git/config`,
 /// `/a/.env`, `/...`): hidden files are served only if the operator opts in
 /// (docs/semantics.md §4).
@@ -418,6 +431,22 @@ mod tests {
     use super::PathError::*;
     use super::*;
     use std::sync::atomic::Ordering;
+
+    #[test]
+    fn query_parameters() {
+        let cases = [
+            ("/a/?upload=abc", "upload", Some("abc")),
+            ("/a/?x=1&token=t&upload=u", "token", Some("t")),
+            ("/a/?login", "login", Some("")),
+            ("/a/?loginx=1", "login", None),
+            ("/a/?tokens=1", "token", None),
+            ("/a/", "token", None),
+            ("/a/?token=t#frag", "token", Some("t")),
+        ];
+        for (target, name, want) in cases {
+            assert_eq!(query_param(target, name), want, "{target} {name}");
+        }
+    }
 
     /// The whole contract of `decode`, in the style of darkhttpd's
     /// `make_safe_url` table: input → decoded path or the reason for a 400.

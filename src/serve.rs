@@ -19,6 +19,7 @@
 
 use crate::conditional::{self, Conditions, Decision, Validators};
 use crate::digest::{self, Digests, Wants};
+use crate::fs_path::query_param;
 use crate::message::{Body, Headers, Reply, Request};
 use crate::range::{self, Outcome};
 use crate::{fs_path, listing, mime, multipart, validators};
@@ -259,7 +260,7 @@ impl FileServer {
         let last_modified = validators::last_modified(meta.mtime());
         // A version-pinned link (`?v=<etag>`) is answered only while the file is
         // that version; afterwards no client can splice, If-Range or not.
-        if let Some(pinned) = query_param(req.target, "v")
+        if let Some(pinned) = query_param(req.target, "v").filter(|v| is_pin(v))
             && pinned != etag.trim_matches('"')
         {
             return version_gone(req, h);
@@ -434,12 +435,16 @@ fn origin_form(target: &str) -> &str {
     target
 }
 
-/// The value of the first `name=value` in the query of `target`, if any.
-fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
-    let (_, query) = target.split_once('?')?;
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+/// Whether a `v` query value is a version pin: the inside of one of our
+/// ETags, three dash-separated lowercase hex fields (`f4240-18eb…-990141`).
+/// Anything else — `?v=1`, a cache-buster many pages add — is just part of
+/// a query, which never names a different file (docs/semantics.md §4).
+fn is_pin(v: &str) -> bool {
+    let fields: Vec<&str> = v.split('-').collect();
+    fields.len() == 3
+        && fields.iter().all(|f| {
+            (1..=32).contains(&f.len()) && f.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
 }
 
 /// The answer to a pinned link whose version is gone: 412, whose body is
@@ -515,6 +520,23 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(origin_form(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn only_etag_shaped_values_pin() {
+        for (v, pin) in [
+            ("f4240-18ebedd3bd709183-990141", true),
+            ("0-0-0", true),
+            ("1", false),
+            ("v2", false),
+            ("abc-def", false),
+            ("a-b-c-d", false),
+            ("F4240-1-1", false),
+            ("1--1", false),
+            ("", false),
+        ] {
+            assert_eq!(is_pin(v), pin, "{v}");
         }
     }
 

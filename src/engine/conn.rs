@@ -373,7 +373,11 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
         Framing::Chunked => BodyLength::Chunked,
     };
     let req = Request::new(h.method, h.target, h.http10, c.peer.ip(), body, h.headers);
-    log::trace!("{}: {} {}", c.peer, h.method, h.target);
+    if log::log_enabled!(log::Level::Trace) {
+        let mut target = String::new();
+        crate::logging::push_url(&mut target, h.target.as_bytes());
+        log::trace!("{}: request {} {target}", c.peer, h.method);
+    }
     let base = c.buf.as_ptr() as usize;
     let span = |s: &str| {
         let a = s.as_ptr() as usize - base;

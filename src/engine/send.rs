@@ -7,7 +7,8 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::conn::AccessLog;
@@ -49,6 +50,8 @@ pub(super) struct Sending {
     rate: Option<(u64, Instant)>,
     /// Nothing is written before this (a rate pause, or a held answer).
     pub paused_until: Option<Instant>,
+    /// This answer's part of the total rate limit, once it sends.
+    share: Option<Share>,
     pub log: AccessLog,
 }
 
@@ -159,6 +162,7 @@ pub(super) fn prepare(
         drain: 0,
         rate: rate.map(|r| (r.max(1), now)),
         paused_until: (!reply.delay.is_zero()).then(|| now + reply.delay),
+        share: None,
         log,
     }
 }
@@ -197,7 +201,8 @@ pub(super) fn pump(
             limit = usize::try_from(allowed.min(CHUNK as u64)).unwrap_or(CHUNK);
         }
         if let Some(total) = total {
-            match total.allowance(now) {
+            let share = s.share.get_or_insert_with(|| total.join(now));
+            match total.allowance(share, now) {
                 Ok(piece) => limit = limit.min(piece),
                 Err(wait) => {
                     s.paused_until = Some(now + wait);
@@ -213,8 +218,8 @@ pub(super) fn pump(
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(w) => {
                 s.advance(w);
-                if let Some(total) = total {
-                    total.charge(w as u64, now);
+                if let (Some(total), Some(share)) = (total, s.share.as_mut()) {
+                    total.charge(share, w as u64, now);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Pumped::Blocked),
@@ -348,60 +353,102 @@ impl Sending {
     }
 }
 
-/// The total rate limit shared by every connection (`--rate-limit-total`):
-/// a virtual-time bucket (GCRA). Each write is charged after it happens; a
-/// connection may write while the bucket is less than a burst in debt, and
-/// otherwise waits until it is. Small pieces keep the connections taking
-/// turns, so each gets about its share.
+/// The total rate limit shared by every connection (`--rate-limit-total`).
+///
+/// Fair by construction: each answer being sent gets an equal share (the
+/// total divided by how many are sending), paced on its own virtual clock
+/// — so eight `aria2c` segments split the cap eight ways instead of taking
+/// turns at it. A global virtual-time bucket (GCRA) on top keeps the sum
+/// under the cap while shares adjust to answers starting and ending. Each
+/// write is charged after it happens; an answer may run up to a burst
+/// (50 ms) ahead of its clock, then waits.
 pub(super) struct TotalRate {
     rate: u64,
     epoch: Instant,
     /// Nanoseconds after `epoch` at which the bytes already sent are "paid".
     paid_until: AtomicU64,
     burst: Duration,
-    piece: usize,
+    /// Answers sending now, among which the rate is shared.
+    active: Arc<AtomicUsize>,
+}
+
+/// One answer's part of the total rate; leaving the count when dropped.
+pub(super) struct Share {
+    active: Arc<AtomicUsize>,
+    /// This answer's own clock: its bytes so far are paid until then.
+    paid_until: Instant,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl TotalRate {
     pub fn new(rate: u64) -> TotalRate {
-        let rate = rate.max(1);
         TotalRate {
-            rate,
+            rate: rate.max(1),
             epoch: Instant::now(),
             paid_until: AtomicU64::new(0),
-            // 50 ms of credit: enough to keep a socket busy between wake-ups,
-            // small enough that an idle bucket cannot burst much past the cap.
+            // Enough to keep a socket busy between wake-ups, small enough
+            // that an idle bucket cannot burst much past the cap.
             burst: Duration::from_millis(50),
-            piece: usize::try_from((rate / 50).clamp(1024, 64 * 1024)).unwrap_or(1024),
+            active: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    fn join(&self, now: Instant) -> Share {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Share {
+            active: Arc::clone(&self.active),
+            paid_until: now,
+        }
+    }
+
+    /// This answer's rate now: an equal share of the total.
+    fn share_rate(&self) -> u64 {
+        let n = self.active.load(Ordering::Relaxed).max(1) as u64;
+        (self.rate / n).max(1)
     }
 
     fn nanos(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// How much may be written now, or how long to wait.
-    fn allowance(&self, now: Instant) -> Result<usize, Duration> {
+    /// How much `share` may write now, or how long it waits.
+    fn allowance(&self, share: &Share, now: Instant) -> Result<usize, Duration> {
+        if share.paid_until > now + self.burst {
+            return Err(share.paid_until - self.burst - now);
+        }
         let now_ns = self.nanos(now);
-        let paid = self.paid_until.load(Ordering::Relaxed);
-        let debt = paid.saturating_sub(now_ns);
+        let debt = self
+            .paid_until
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_ns);
         let burst = self.burst.as_nanos() as u64;
         if debt > burst {
             return Err(Duration::from_nanos(debt - burst).max(Duration::from_millis(1)));
         }
-        Ok(self.piece)
+        // A burst's worth of this answer's share per write.
+        let piece = self.share_rate() / 20;
+        Ok(usize::try_from(piece.clamp(1024, 64 * 1024)).unwrap_or(1024))
     }
 
-    /// Records `bytes` written at `now`.
-    fn charge(&self, bytes: u64, now: Instant) {
+    /// Records `bytes` of `share` written at `now`.
+    fn charge(&self, share: &mut Share, bytes: u64, now: Instant) {
+        let cost = |rate: u64| {
+            Duration::from_nanos((u128::from(bytes) * 1_000_000_000 / u128::from(rate)) as u64)
+        };
+        // An idle answer banks no credit: its clock starts from now.
+        share.paid_until = share.paid_until.max(now) + cost(self.share_rate());
         let now_ns = self.nanos(now);
-        let cost = (u128::from(bytes) * 1_000_000_000 / u128::from(self.rate)) as u64;
+        let total_cost = cost(self.rate).as_nanos() as u64;
         let _ = self
             .paid_until
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |paid| {
-                // An idle bucket does not bank credit beyond the burst.
                 let from = paid.max(now_ns.saturating_sub(self.burst.as_nanos() as u64));
-                Some(from.saturating_add(cost))
+                Some(from.saturating_add(total_cost))
             });
     }
 }
@@ -437,24 +484,29 @@ pub(super) fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
 mod tests {
     use super::*;
 
-    /// The total bucket lets a burst through, then paces to the rate.
+    /// Two answers share the total equally, and the global bucket caps
+    /// their sum after a burst.
     #[test]
-    fn total_rate_paces_after_a_burst() {
+    fn total_rate_is_shared_and_capped() {
         let t = TotalRate::new(1_000_000);
         let now = t.epoch + Duration::from_secs(1);
-        assert!(t.allowance(now).is_ok());
-        // 150 KB at 1 MB/s is 150 ms of sending, 50 of them from the idle
-        // bucket's burst: 100 ms are owed, 50 more than a burst.
-        t.charge(150_000, now);
-        let wait = t.allowance(now).unwrap_err();
-        assert!(
-            wait >= Duration::from_millis(49) && wait <= Duration::from_millis(51),
-            "{wait:?}"
-        );
-        assert!(t.allowance(now + Duration::from_millis(51)).is_ok());
-        // Ten idle seconds bank no more than the burst either.
-        let later = now + Duration::from_secs(10);
-        t.charge(150_000, later);
-        assert!(t.allowance(later).is_err());
+        let mut a = t.join(now);
+        let mut b = t.join(now);
+        assert_eq!(t.share_rate(), 500_000);
+        assert!(t.allowance(&a, now).is_ok());
+        // 50 KB at a's 500 KB/s share is 100 ms of its clock: 50 ms more
+        // than a burst ahead, so a waits that long ...
+        t.charge(&mut a, 50_000, now);
+        let wait = t.allowance(&a, now).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(50));
+        // ... while b, on its own clock, may write (the global bucket is
+        // 50 ms into its burst of 50).
+        assert!(t.allowance(&b, now).is_ok());
+        t.charge(&mut b, 50_000, now);
+        // Together 100 KB at 1 MB/s: the global bucket now holds both back.
+        drop(a);
+        assert_eq!(t.share_rate(), 1_000_000, "a left: b has it all");
+        assert!(t.allowance(&b, now + Duration::from_millis(40)).is_err());
+        assert!(t.allowance(&b, now + Duration::from_millis(51)).is_ok());
     }
 }

@@ -126,6 +126,11 @@ impl Uploads {
         if let Err(r) = tus::check_version(req.header("tus-resumable")) {
             return version_refused(h, r);
         }
+        // The creation URL names the destination folder: it must exist
+        // (one open beneath the root, as a GET of it would do).
+        if !fs_path::open(&self.root, folder, self.follow_symlinks).is_ok_and(|o| o.meta.is_dir()) {
+            return refuse(h, true, 404, "no such folder to upload into");
+        }
         let length = match tus::creation_length(
             req.header("upload-length"),
             req.header("upload-defer-length"),
