@@ -98,6 +98,10 @@ impl App {
 }
 
 impl Handler for App {
+    fn housekeeping(&self) -> Option<Duration> {
+        crate::open_cache::expire()
+    }
+
     fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Action {
         let path = req.target.split(['?', '#']).next().unwrap_or("");
         if path.starts_with("/.ranged/") {

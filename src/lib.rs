@@ -20,6 +20,7 @@ pub mod logging;
 pub mod message;
 pub mod mime;
 pub mod multipart;
+pub mod open_cache;
 pub mod privileges;
 pub mod random;
 pub mod range;

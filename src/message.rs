@@ -152,17 +152,17 @@ pub enum Body {
     Empty,
     Static(&'static str),
     Bytes(Vec<u8>),
-    /// `len` bytes of `file` from offset `start` (seek + `Read::take`). The
-    /// handle must be freshly opened (at offset 0): the engine skips the seek
-    /// when `start` is 0.
+    /// `len` bytes of `file` from offset `start`, read with positional
+    /// reads (`pread`): the handle may be shared and its offset is never
+    /// used, so one kept handle serves any number of answers at once.
     File {
-        file: File,
+        file: Arc<File>,
         start: u64,
         len: u64,
     },
     /// A multipart body interleaving literal bytes and slices of `file`.
     Parts {
-        file: File,
+        file: Arc<File>,
         parts: Vec<Segment>,
     },
 }
@@ -322,6 +322,13 @@ pub trait Handler: Send + Sync + 'static {
     /// Decides what to do with `req`, writing response header lines into
     /// `headers` when it answers at once.
     fn handle(&self, req: &Request<'_>, headers: &mut Headers) -> Action;
+
+    /// Called by each worker, on its own thread, after it wakes up: the
+    /// handler's per-thread upkeep (closing idle kept files). Returns how
+    /// soon it wants to be called again, if at all.
+    fn housekeeping(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Strips optional whitespace from both ends of a field value: SP and HTAB
@@ -442,7 +449,7 @@ mod tests {
     fn body_len_counts_every_part() {
         let f = File::open("Cargo.toml").unwrap();
         let b = Body::Parts {
-            file: f,
+            file: Arc::new(f),
             parts: vec![
                 Segment::Bytes(b"abc".to_vec()),
                 Segment::Slice { start: 5, len: 10 },

@@ -22,7 +22,7 @@ use crate::digest::{self, Digests, Wants};
 use crate::fs_path::query_param;
 use crate::message::{Body, Headers, Reply, Request};
 use crate::range::{self, Outcome};
-use crate::{fs_path, listing, mime, multipart, validators};
+use crate::{fs_path, listing, mime, multipart, open_cache, validators};
 use std::borrow::Cow;
 use std::fs::{File, Metadata};
 use std::io;
@@ -79,7 +79,7 @@ impl FileServer {
             return error(h, 404);
         }
         let decoded = decoded.to_owned();
-        let fs_path::Opened { file, meta } = match self.open(&decoded) {
+        let (file, meta) = match self.open(&decoded) {
             Ok(o) => o,
             Err(status) => return error(h, status),
         };
@@ -93,16 +93,25 @@ impl FileServer {
         self.serve_file(req, h, file, &meta, &decoded)
     }
 
-    /// Step 2: open under the root and `fstat` the handle.
-    fn open(&self, decoded: &str) -> Result<fs_path::Opened, u16> {
-        fs_path::open(&self.opts.root, decoded, self.opts.follow_symlinks).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                log::debug!("{decoded}: not found or outside the root");
-            } else {
-                log::warn!("{decoded}: {e}");
-            }
-            status_for(&e)
-        })
+    /// Step 2: the handle and its validators — a kept handle whose file is
+    /// unchanged (`open_cache`: one `statx`), else open under the root and
+    /// `fstat` the new handle.
+    fn open(&self, decoded: &str) -> Result<(Arc<File>, Metadata), u16> {
+        if let Some(hit) = open_cache::lookup(&self.opts.root, decoded) {
+            return Ok(hit);
+        }
+        let o =
+            fs_path::open(&self.opts.root, decoded, self.opts.follow_symlinks).map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    log::debug!("{decoded}: not found or outside the root");
+                } else {
+                    log::warn!("{decoded}: {e}");
+                }
+                status_for(&e)
+            })?;
+        let file = Arc::new(o.file);
+        open_cache::keep(&self.opts.root, decoded, &file, &o.meta);
+        Ok((file, o.meta))
     }
 
     /// Step 3: a directory answers with a redirect, its index, a listing or 404.
@@ -123,10 +132,10 @@ impl FileServer {
             return Reply::new(301, Body::Static("301 Moved Permanently\n"));
         }
         let index = format!("{decoded}index.html");
-        if let Ok(o) = fs_path::open(&self.opts.root, &index, self.opts.follow_symlinks)
-            && o.meta.is_file()
+        if let Ok((file, meta)) = self.open(&index)
+            && meta.is_file()
         {
-            return self.serve_file(req, h, o.file, &o.meta, &index);
+            return self.serve_file(req, h, file, &meta, &index);
         }
         if !self.opts.listing {
             return error(h, 404);
@@ -241,7 +250,7 @@ impl FileServer {
         &self,
         req: &Request<'_>,
         h: &mut Headers,
-        file: File,
+        file: Arc<File>,
         meta: &Metadata,
         decoded: &str,
     ) -> Reply {

@@ -37,7 +37,7 @@ mod want;
 
 pub use want::{Want, Wants, want_digest, want_repr_digest};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::CStr;
 use std::fs::{File, Metadata};
 use std::io;
@@ -184,7 +184,15 @@ struct Known {
     /// Devices where the xattr cannot be read or written (no `user.` xattrs,
     /// read-only): neither is tried again there.
     no_xattr: Vec<u64>,
+    /// Versions whose xattr holds no digest of theirs: not read again on
+    /// every download (a system call per request otherwise). A digest
+    /// learned later (hashing, an upload) removes the version from here.
+    absent: HashSet<Version>,
 }
+
+/// Versions remembered as having no stored digest, at most (then forgotten
+/// all at once: the cost is one more `fgetxattr` each).
+const ABSENT_MAX: usize = 4096;
 
 struct Queue {
     jobs: VecDeque<Job>,
@@ -206,6 +214,7 @@ impl Digests {
             known: Mutex::new(Known {
                 map: HashMap::new(),
                 no_xattr: Vec::new(),
+                absent: HashSet::new(),
             }),
             queue: Mutex::new(Queue {
                 jobs: VecDeque::with_capacity(QUEUE_MAX),
@@ -255,11 +264,18 @@ impl Digests {
             if let Some(d) = known.map.get(&version) {
                 return Some(*d);
             }
-            if known.no_xattr.contains(&version.dev) {
+            if known.no_xattr.contains(&version.dev) || known.absent.contains(&version) {
                 return None;
             }
         }
-        let digest = self.shared.read_xattr(file, &version)?;
+        let Some(digest) = self.shared.read_xattr(file, &version) else {
+            let mut known = lock(&self.shared.known);
+            if known.absent.len() >= ABSENT_MAX {
+                known.absent.clear();
+            }
+            known.absent.insert(version);
+            return None;
+        };
         self.shared.from_xattr.fetch_add(1, Ordering::Relaxed);
         lock(&self.shared.known).insert(version, digest);
         Some(digest)
@@ -412,6 +428,7 @@ impl Shared {
 
 impl Known {
     fn insert(&mut self, version: Version, sha256: [u8; 32]) {
+        self.absent.remove(&version);
         if self.map.len() >= CACHE_MAX && !self.map.contains_key(&version) {
             // Any entry will do: the xattr, where there is one, still holds it.
             if let Some(old) = self.map.keys().next().copied() {

@@ -100,6 +100,9 @@ pub(super) fn run<H: Handler>(
         if stopping {
             next = Some(now + STOP_TICK);
         }
+        if let Some(after) = handler.housekeeping() {
+            next = Some(next.map_or(now + after, |n| n.min(now + after)));
+        }
         for c in &conns {
             let (events, deadline) = c.interest(cfg);
             pfds.push(PollFd {
