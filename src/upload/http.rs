@@ -168,6 +168,11 @@ impl Uploads {
             tus::Length::Deferred => None,
         };
         let max = self.body_max(length, 0);
+        if let BodyLength::Known(n) = req.body
+            && n > max
+        {
+            return refuse(h, true, 413, "the body goes past Upload-Length");
+        }
         let sink = CreateSink {
             up: self.context(),
             new: Some(NewUpload {
@@ -195,10 +200,7 @@ impl Uploads {
             failure: None,
             user: who.user.clone(),
         };
-        Action::Receive(Receive {
-            sink: Box::new(sink),
-            max,
-        })
+        receive(h, Box::new(sink), max)
     }
 
     /// Publishes an upload that was complete when the server stopped but
@@ -290,10 +292,7 @@ impl Uploads {
             failure: None,
             user: who.user.clone(),
         };
-        Action::Receive(Receive {
-            sink: Box::new(sink),
-            max,
-        })
+        receive(h, Box::new(sink), max)
     }
 
     /// `HEAD` of an upload: its offset, after ending any stale PATCH (so the
@@ -305,15 +304,13 @@ impl Uploads {
         if self.store.info(&id).is_none() {
             return refuse(h, true, 404, "no such upload");
         }
-        Action::Receive(Receive {
-            sink: Box::new(HeadSink {
-                up: self.context(),
-                id,
-                failure: None,
-                user: who.user.clone(),
-            }),
-            max: 0,
-        })
+        let sink = HeadSink {
+            up: self.context(),
+            id,
+            failure: None,
+            user: who.user.clone(),
+        };
+        receive(h, Box::new(sink), 0)
     }
 
     /// `DELETE` of an upload (tus termination): its bytes are removed.
@@ -330,15 +327,13 @@ impl Uploads {
         if self.store.info(&id).is_none() {
             return refuse(h, true, 404, "no such upload");
         }
-        Action::Receive(Receive {
-            sink: Box::new(DeleteSink {
-                store: Arc::clone(&self.store),
-                id,
-                result: None,
-                user: who.user.clone(),
-            }),
-            max: 0,
-        })
+        let sink = DeleteSink {
+            store: Arc::clone(&self.store),
+            id,
+            result: None,
+            user: who.user.clone(),
+        };
+        receive(h, Box::new(sink), 0)
     }
 
     /// Most body bytes a request may carry: what is left of a known length,
@@ -1014,9 +1009,23 @@ fn publish_failure(e: PublishError, name: &str) -> Failure {
     }
 }
 
-/// `Tus-Resumable` on every tus answer (tus 1.0.0 §"Tus-Resumable").
+/// `Tus-Resumable` on every tus answer (tus 1.0.0 §"Tus-Resumable"), once.
 fn tus_fields(h: &mut Headers) {
-    h.add("Tus-Resumable", tus::TUS_VERSION);
+    if !h
+        .as_str()
+        .split("\r\n")
+        .any(|l| l.starts_with("Tus-Resumable:"))
+    {
+        h.add("Tus-Resumable", tus::TUS_VERSION);
+    }
+}
+
+/// A tus request whose body goes to a sink: the field is set now, so that
+/// the answers the engine gives on its own (a chunked body past the length,
+/// broken framing, a body too slow) carry it too.
+fn receive(h: &mut Headers, sink: Box<dyn BodySink>, max: u64) -> Action {
+    tus_fields(h);
+    Action::Receive(Receive { sink, max })
 }
 
 /// 412 for another protocol version, with the one we speak.
@@ -1056,6 +1065,15 @@ fn split_name(decoded: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tus_resumable_once_however_often_added() {
+        let mut h = Headers::default();
+        h.add("Vary", "Origin");
+        tus_fields(&mut h);
+        tus_fields(&mut h);
+        assert_eq!(h.as_str(), "Vary: Origin\r\nTus-Resumable: 1.0.0\r\n");
+    }
 
     #[test]
     fn names_split_from_their_folder() {
