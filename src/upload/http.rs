@@ -533,6 +533,30 @@ fn publish(up: &Context, writer: Writer, h: &mut Headers) -> Result<(), Failure>
     }
 }
 
+/// A request that ended early after every byte of its upload arrived (a
+/// chunked body cut, or too slow, before its last chunk): the upload is
+/// published now. Left for the client's next HEAD,
+/// it would wait for a client that may never come back, and expire with
+/// every byte. Not when the request itself was wrong (past the length,
+/// broken framing): that client is told so and decides.
+fn publish_if_complete(up: &Context, append: Option<Append>, failure: Option<Failure>, why: Abort) {
+    let Some(mut append) = append else {
+        return;
+    };
+    let complete = append.writer.length() == Some(append.writer.offset());
+    let cut = matches!(why, Abort::ClientGone | Abort::TooSlow | Abort::Shutdown);
+    if failure.is_some() || !complete || !cut {
+        return;
+    }
+    // A pending checksum is checked here: the whole chunk arrived.
+    let outcome = append
+        .finish()
+        .and_then(|_| publish(up, append.writer, &mut Headers::default()));
+    if let Err(Failure(status, reason)) = outcome {
+        log::warn!("a complete upload was not published: {status} {reason}");
+    }
+}
+
 /// A tus answer that carries the upload's offset and expiry.
 fn progress_reply(
     up: &Context,
@@ -628,10 +652,11 @@ impl BodySink for CreateSink {
         progress_reply(&self.up, h, &id, 201, Some(&location)).by(self.user.clone())
     }
 
-    fn abort(self: Box<Self>, why: Abort) {
+    fn abort(mut self: Box<Self>, why: Abort) {
         // A first chunk cut short keeps what arrived (the writer commits on
         // drop), as any PATCH does.
         log::debug!("upload creation ended early: {why}");
+        publish_if_complete(&self.up, self.append.take(), self.failure, why);
     }
 }
 
@@ -701,13 +726,14 @@ impl BodySink for PatchSink {
         progress_reply(&self.up, h, &self.id, 204, None).by(self.user.clone())
     }
 
-    fn abort(self: Box<Self>, why: Abort) {
+    fn abort(mut self: Box<Self>, why: Abort) {
         // Dropping the writer commits what arrived (unless a checksum was
         // pending): resuming is the point.
         log::info!(
             "upload {}: request ended early ({why}); what arrived is kept",
             self.id
         );
+        publish_if_complete(&self.up, self.append.take(), self.failure, why);
     }
 }
 
