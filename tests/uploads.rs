@@ -1583,6 +1583,43 @@ fn client_vanishing_mid_patch_keeps_what_arrived() {
     assert_eq!(sha256_file(&dir.path().join("in/phone.jpg")), sha256(&data));
 }
 
+/// A chunked PATCH whose every byte arrives but whose end never does (the
+/// link drops before the last chunk): the upload is complete, so the file
+/// is published at once, not left to expire unseen if the client never
+/// comes back.
+#[test]
+fn every_byte_arrived_but_not_the_end_of_the_request() {
+    let (dir, server) = upload_server(&[]);
+    let data = pattern(2 * MIB, 44);
+    let mut c = Client::new(server.addr, ME);
+    let url = c.create("/in/", data.len(), "last.bin");
+    assert_eq!(c.patch(&url, 0, &data[..MIB], &[]).status, 204);
+    let auth = basic("me:secret");
+    let fields = [
+        TUS,
+        OCTETS,
+        ("Upload-Offset", "1048576"),
+        ("Transfer-Encoding", "chunked"),
+        ("Authorization", auth.as_str()),
+    ];
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(&request("PATCH", &url, &fields, None)).unwrap();
+    let body = chunked(&data[MIB..], 256 * 1024);
+    // Everything but the last chunk `0\r\n\r\n`.
+    s.write_all(&body[..body.len() - 5]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    let published = dir.path().join("in/last.bin");
+    assert!(
+        eventually(SOON, || published.exists()),
+        "a complete upload was not published: {}",
+        server.log()
+    );
+    assert_eq!(sha256_file(&published), sha256(&data));
+    let h = c.head(&url);
+    assert_eq!(h.header("upload-offset"), Some("2097152"));
+}
+
 /// Two PATCHes for one upload, the first still open (its client gave up on
 /// it): the newer request ends the stale one instead of a 423 forever, the
 /// stale one's bytes are kept, it cannot write any more, and the file is
