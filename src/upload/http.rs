@@ -167,6 +167,10 @@ impl Uploads {
             tus::Length::Known(n) => Some(n),
             tus::Length::Deferred => None,
         };
+        // An empty file is complete at its creation, and tus-js-client and
+        // tuspy send nothing after the POST for it: it is published now, as
+        // a first chunk of no bytes would be.
+        let first = first.or((length == Some(0)).then_some(None));
         let max = self.body_max(length, 0);
         if let BodyLength::Known(n) = req.body
             && n > max
