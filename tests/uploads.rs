@@ -1003,6 +1003,27 @@ fn tus_extensions_table() {
     );
     assert_eq!((r.status, num(&r, "upload-offset")), (201, 500));
 
+    // An empty file is complete at its creation: published by the POST
+    // alone (tus-js-client and tuspy send no PATCH for it).
+    let m = meta("empty.txt");
+    let r = c.tus(
+        "POST",
+        "/in/",
+        &[("Upload-Length", "0"), ("Upload-Metadata", &m)],
+        None,
+    );
+    assert_eq!((r.status, num(&r, "upload-offset")), (201, 0));
+    assert_eq!(
+        fs::read(dir.path().join("in/empty.txt")).ok(),
+        Some(Vec::new()),
+        "an empty upload was not published"
+    );
+    let h = c.head(r.header("location").unwrap());
+    assert_eq!(
+        (h.header("upload-offset"), h.header("upload-length")),
+        (Some("0"), Some("0"))
+    );
+
     // creation-defer-length: the length comes with a later PATCH.
     let m = meta("later.bin");
     let r = c.tus(
@@ -1317,6 +1338,16 @@ fn tuspy_killed_and_resumed_by_a_new_process() {
         lines.iter().all(|l| l.user == "me"),
         "requests without the account"
     );
+
+    // An empty file: tuspy sends the POST and nothing else.
+    work.write("empty.txt", b"");
+    tuspy(&lib, work.path(), "empty", &endpoint, "empty.txt", "0").wait_ok();
+    let published = dir.path().join("in/empty.txt");
+    assert_eq!(
+        fs::metadata(&published).map(|m| m.len()).ok(),
+        Some(0),
+        "the empty file was not published"
+    );
 }
 
 /// tus-js-client under Node killed in the middle of an upload; a new process
@@ -1329,21 +1360,15 @@ fn tus_js_client_killed_and_resumed_by_a_new_process() {
     let size = 12 * MIB;
     let src = work.write("photos.tar", &pattern(size, 22));
     let endpoint = format!("http://{}/in/", server.addr);
-    let run = |tag: &str, delay: &str| {
+    let run_file = |tag: &str, file: &str, url_file: &str, delay: &str| {
         let mut cmd = Command::new("node");
         cmd.arg(repo().join("tests/clients/tus_js_upload.mjs"))
-            .args(["--endpoint", &endpoint, "--file", "photos.tar"])
-            .args(["--name", "photos.tar", "--url-file", "url.txt"])
-            .args([
-                "--auth",
-                "me:secret",
-                "--chunk",
-                "524288",
-                "--delay-ms",
-                delay,
-            ]);
+            .args(["--endpoint", &endpoint, "--file", file, "--name", file])
+            .args(["--url-file", url_file, "--auth", "me:secret"])
+            .args(["--chunk", "524288", "--delay-ms", delay]);
         Proc::spawn(cmd, work.path(), tag)
     };
+    let run = |tag: &str, delay: &str| run_file(tag, "photos.tar", "url.txt", delay);
 
     let mut first = run("first", "30");
     let acked = first.wait_offset(3 * MIB as u64);
@@ -1381,6 +1406,16 @@ fn tus_js_client_killed_and_resumed_by_a_new_process() {
     );
     let lines = access_lines(&server.log());
     assert_eq!(lines.iter().filter(|l| l.method == "POST").count(), 1);
+
+    // An empty file: tus-js-client sends the POST and nothing else.
+    work.write("empty.txt", b"");
+    run_file("empty", "empty.txt", "empty-url.txt", "0").wait_ok();
+    let published = dir.path().join("in/empty.txt");
+    assert_eq!(
+        fs::metadata(&published).map(|m| m.len()).ok(),
+        Some(0),
+        "the empty file was not published"
+    );
 }
 
 /// curl: `curl -T file` (201, then 204), `curl -T -` from a pipe (chunked),
