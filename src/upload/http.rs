@@ -12,8 +12,8 @@
 //! in that URL, good for that one upload only.
 
 use super::store::{
-    BeginError, CreateError, NewUpload, PublishError, Published, Staged, Store, Target, UploadId,
-    WriteError, Writer,
+    BeginError, CreateError, Info, NewUpload, PublishError, Published, Staged, Store, Target,
+    UploadId, WriteError, Writer,
 };
 use super::tus::{self, Algo, ChunkHasher, Refusal};
 use crate::digest::{self, Digests};
@@ -301,12 +301,20 @@ impl Uploads {
 
     /// `HEAD` of an upload: its offset, after ending any stale PATCH (so the
     /// offset is the one a new PATCH must send).
+    ///
+    /// With no PATCH open and nothing to publish, the answer comes from
+    /// memory at once: a client asking where to resume never waits for a
+    /// body thread behind other clients' long uploads.
     pub fn head(&self, req: &Request<'_>, h: &mut Headers, id: UploadId, who: &Uploader) -> Action {
         if let Err(r) = tus::check_version(req.header("tus-resumable")) {
             return version_refused(h, r);
         }
-        if self.store.info(&id).is_none() {
+        let Some(info) = self.store.info(&id) else {
             return refuse(h, true, 404, "no such upload");
+        };
+        let unpublished = !info.finished && info.length == Some(info.offset);
+        if !info.writing && !unpublished {
+            return head_reply(h, &info).by(who.user.clone()).into();
         }
         let sink = HeadSink {
             up: self.context(),
@@ -781,25 +789,32 @@ impl BodySink for HeadSink {
         let Some(info) = self.up.store.info(&self.id) else {
             return fail(h, true, Failure(404, "no such upload")).by(self.user.clone());
         };
-        tus_fields(h);
-        h.add("Cache-Control", "no-store");
-        h.add_fmt("Upload-Offset", format_args!("{}", info.offset));
-        match info.length {
-            Some(n) => h.add_fmt("Upload-Length", format_args!("{n}")),
-            None => h.add("Upload-Defer-Length", "1"),
-        }
-        if !info.metadata.is_empty() {
-            h.add("Upload-Metadata", &info.metadata);
-        }
-        if !info.finished
-            && let Some(date) = tus::upload_expires(info.expires_at)
-        {
-            h.add_fmt("Upload-Expires", format_args!("{date}"));
-        }
-        Reply::new(200, Body::Empty).by(self.user.clone())
+        head_reply(h, &info).by(self.user.clone())
     }
 
     fn abort(self: Box<Self>, _why: Abort) {}
+}
+
+/// The answer to a HEAD of an upload (tus 1.0.0 §"HEAD"): its offset
+/// always, its length or that it is deferred (tus-js-client will not resume
+/// without one of them), its metadata, never cached.
+fn head_reply(h: &mut Headers, info: &Info) -> Reply {
+    tus_fields(h);
+    h.add("Cache-Control", "no-store");
+    h.add_fmt("Upload-Offset", format_args!("{}", info.offset));
+    match info.length {
+        Some(n) => h.add_fmt("Upload-Length", format_args!("{n}")),
+        None => h.add("Upload-Defer-Length", "1"),
+    }
+    if !info.metadata.is_empty() {
+        h.add("Upload-Metadata", &info.metadata);
+    }
+    if !info.finished
+        && let Some(date) = tus::upload_expires(info.expires_at)
+    {
+        h.add_fmt("Upload-Expires", format_args!("{date}"));
+    }
+    Reply::new(200, Body::Empty)
 }
 
 struct DeleteSink {
