@@ -1655,6 +1655,62 @@ fn every_byte_arrived_but_not_the_end_of_the_request() {
     assert_eq!(h.header("upload-offset"), Some("2097152"));
 }
 
+/// Asking where an upload stands never waits behind other uploads: with
+/// every upload slot taken by a long PATCH (`--max-uploads 1`), a HEAD of
+/// another upload is answered at once.
+#[test]
+fn a_head_never_waits_behind_other_uploads() {
+    let (_dir, server) = upload_server(&["--max-uploads", "1"]);
+    let data = pattern(8 * MIB, 45);
+    let mut c = Client::new(server.addr, ME);
+    let long = c.create("/in/", data.len(), "long.bin");
+    let other = c.create("/in/", 1000, "other.bin");
+    assert_eq!(c.patch(&other, 0, &data[..300], &[]).status, 204);
+
+    // The long PATCH holds the only slot, sending a little every 100 ms.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(&patch_head(&long, 0, data.len(), &[])).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (stop, data) = (Arc::clone(&stop), data.clone());
+        let mut s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::SeqCst) && sent + 64 * 1024 < data.len() {
+                if s.write_all(&data[sent..sent + 64 * 1024]).is_err() {
+                    break;
+                }
+                sent += 64 * 1024;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let auth = basic("me:secret");
+    let mut h = TcpStream::connect(server.addr).unwrap();
+    h.write_all(&request(
+        "HEAD",
+        &other,
+        &[TUS, ("Authorization", &auth)],
+        None,
+    ))
+    .unwrap();
+    h.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let started = Instant::now();
+    let r = support::read_response(&mut std::io::BufReader::new(h), true);
+    stop.store(true, Ordering::SeqCst);
+    let _ = sender.join();
+    drop(s);
+    let r = r.unwrap_or_else(|e| {
+        panic!(
+            "no answer to a HEAD after {:?} while another upload runs: {e}",
+            started.elapsed()
+        )
+    });
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("upload-offset"), Some("300"));
+}
+
 /// Two PATCHes for one upload, the first still open (its client gave up on
 /// it): the newer request ends the stale one instead of a 423 forever, the
 /// stale one's bytes are kept, it cannot write any more, and the file is
