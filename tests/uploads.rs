@@ -1544,18 +1544,34 @@ fn server_killed_mid_patch_recovers_on_restart() {
     let acked = num(&r, "upload-offset");
     assert_eq!(acked, MIB as u64);
 
-    // The rest, sent slowly for 3 s: longer than the 2 s between commits
-    // of a long request.
+    // The rest, sent slowly (1.25 MiB/s), until the server has committed
+    // part of it (a long request commits every 2 s; the meta file is
+    // replaced), then a little more: a torn tail past that commit.
+    let meta_file = data_file(dir.path(), &url).with_extension("meta");
+    let inode = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(p).map(|m| m.ino()).unwrap_or(0)
+    };
+    let first_commit = inode(&meta_file);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.write_all(&patch_head(&url, MIB, data.len() - MIB, &[]))
         .unwrap();
     let mut sent = MIB;
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(3) {
+    let mut tail = 0;
+    while tail < 3 && sent + 128 * 1024 < data.len() {
         s.write_all(&data[sent..sent + 128 * 1024]).unwrap();
         sent += 128 * 1024;
         std::thread::sleep(Duration::from_millis(100));
+        if inode(&meta_file) != first_commit {
+            tail += 1;
+        }
     }
+    assert_eq!(
+        tail,
+        3,
+        "no commit during {} MiB of a long PATCH",
+        (sent - MIB) / MIB
+    );
     kill9(&mut server);
     drop(s);
 
@@ -1726,7 +1742,15 @@ fn a_stale_patch_is_ended_by_a_newer_request() {
     let mut a = TcpStream::connect(server.addr).unwrap();
     a.write_all(&patch_head(&url, 0, data.len(), &[])).unwrap();
     a.write_all(&data[..2 * MIB]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let written = |n: usize| {
+        eventually(SOON, || {
+            fs::metadata(data_file(dir.path(), &url))
+                .map(|m| m.len())
+                .ok()
+                == Some(n as u64)
+        })
+    };
+    assert!(written(2 * MIB), "the server did not receive A's bytes");
 
     // B: a PATCH at the offset it last knew (0), waiting for 100-continue:
     // 409 with the offset A reached, and A is ended.
@@ -1759,7 +1783,10 @@ fn a_stale_patch_is_ended_by_a_newer_request() {
     .unwrap();
     a2.write_all(&data[reached as usize..reached as usize + MIB])
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        written(reached as usize + MIB),
+        "the server did not receive A2's bytes"
+    );
     let h = c.head(&url);
     assert_eq!(h.status, 200, "HEAD while a PATCH is open: {}", h.status);
     let at = num(&h, "upload-offset");
