@@ -1024,6 +1024,58 @@ fn tus_extensions_table() {
         (Some("0"), Some("0"))
     );
 
+    // A whole-file digest announced at creation: checked before
+    // publishing; wrong, nothing is published and the upload is gone.
+    let m = meta("checked.bin");
+    let wrong = format!("sha-256=:{}:", b64(&sha256(b"other bytes")));
+    let r = c.tus(
+        "POST",
+        "/in/",
+        &[
+            ("Upload-Length", "3000"),
+            ("Upload-Metadata", &m),
+            ("Repr-Digest", &wrong),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 201);
+    let url = r.header("location").unwrap().to_owned();
+    assert_eq!(c.patch(&url, 0, &data[..2000], &[]).status, 204);
+    let r = c.patch(&url, 2000, &data[2000..], &[]);
+    assert!(
+        (400..500).contains(&r.status),
+        "the last PATCH of a wrong file: {}",
+        r.status
+    );
+    assert_tus(&r, "digest mismatch");
+    assert!(
+        !dir.path().join("in/checked.bin").exists(),
+        "published with a wrong digest"
+    );
+    assert!(
+        matches!(c.head(&url).status, 404 | 410),
+        "the wrong upload stayed"
+    );
+    assert!(!data_file(dir.path(), &url).exists());
+    let right = format!("sha-256=:{}:", b64(&sha256(&data)));
+    let r = c.tus(
+        "POST",
+        "/in/",
+        &[
+            ("Upload-Length", "3000"),
+            ("Upload-Metadata", &m),
+            ("Repr-Digest", &right),
+            OCTETS,
+        ],
+        Some(&data),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("repr-digest"), Some(right.as_str()));
+    assert_eq!(
+        sha256_file(&dir.path().join("in/checked.bin")),
+        sha256(&data)
+    );
+
     // creation-defer-length: the length comes with a later PATCH.
     let m = meta("later.bin");
     let r = c.tus(
@@ -1122,6 +1174,39 @@ fn put_table() {
     );
     let g = c.plain("GET", "/.ranged/page.js", &[], None);
     assert_ne!(g.body, b"alert(1)");
+
+    // A whole-file digest (RFC 9530 Repr-Digest): checked before
+    // publishing; wrong, nothing is published; right, the answer carries it.
+    let wrong = format!("sha-256=:{}:", b64(&sha256(&two)));
+    let r = c.plain(
+        "PUT",
+        "/new/digest.bin",
+        &[("Repr-Digest", &wrong)],
+        Some(&one),
+    );
+    assert!(
+        (400..500).contains(&r.status),
+        "a wrong Repr-Digest: {}",
+        r.status
+    );
+    assert!(
+        !dir.path().join("new/digest.bin").exists(),
+        "published with a wrong digest"
+    );
+    let right = format!("sha-256=:{}:", b64(&sha256(&one)));
+    let r = c.plain(
+        "PUT",
+        "/new/digest.bin",
+        &[("Repr-Digest", &right)],
+        Some(&one),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("repr-digest"), Some(right.as_str()));
+    assert_eq!(
+        state_files(dir.path(), ".put").len(),
+        0,
+        "staging files left"
+    );
 
     // If-Match with the current ETag, and If-None-Match: * on a new name.
     let r = c.plain(
