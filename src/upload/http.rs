@@ -12,8 +12,8 @@
 //! in that URL, good for that one upload only.
 
 use super::store::{
-    BeginError, CreateError, NewUpload, PublishError, Published, Staged, Store, Target, UploadId,
-    WriteError, Writer,
+    BeginError, CreateError, Info, NewUpload, PublishError, Published, Staged, Store, Target,
+    UploadId, WriteError, Writer,
 };
 use super::tus::{self, Algo, ChunkHasher, Refusal};
 use crate::digest::{self, Digests};
@@ -172,7 +172,16 @@ impl Uploads {
             tus::Length::Known(n) => Some(n),
             tus::Length::Deferred => None,
         };
+        // An empty file is complete at its creation, and tus-js-client and
+        // tuspy send nothing after the POST for it: it is published now, as
+        // a first chunk of no bytes would be.
+        let first = first.or((length == Some(0)).then_some(None));
         let max = self.body_max(length, 0);
+        if let BodyLength::Known(n) = req.body
+            && n > max
+        {
+            return refuse(h, true, 413, "the body goes past Upload-Length");
+        }
         let sink = CreateSink {
             up: self.context(),
             new: Some(NewUpload {
@@ -200,10 +209,7 @@ impl Uploads {
             failure: None,
             user: who.user.clone(),
         };
-        Action::Receive(Receive {
-            sink: Box::new(sink),
-            max,
-        })
+        receive(h, Box::new(sink), max)
     }
 
     /// Publishes an upload that was complete when the server stopped but
@@ -295,30 +301,33 @@ impl Uploads {
             failure: None,
             user: who.user.clone(),
         };
-        Action::Receive(Receive {
-            sink: Box::new(sink),
-            max,
-        })
+        receive(h, Box::new(sink), max)
     }
 
     /// `HEAD` of an upload: its offset, after ending any stale PATCH (so the
     /// offset is the one a new PATCH must send).
+    ///
+    /// With no PATCH open and nothing to publish, the answer comes from
+    /// memory at once: a client asking where to resume never waits for a
+    /// body thread behind other clients' long uploads.
     pub fn head(&self, req: &Request<'_>, h: &mut Headers, id: UploadId, who: &Uploader) -> Action {
         if let Err(r) = tus::check_version(req.header("tus-resumable")) {
             return version_refused(h, r);
         }
-        if self.store.info(&id).is_none() {
+        let Some(info) = self.store.info(&id) else {
             return refuse(h, true, 404, "no such upload");
+        };
+        let unpublished = !info.finished && info.length == Some(info.offset);
+        if !info.writing && !unpublished {
+            return head_reply(h, &info).by(who.user.clone()).into();
         }
-        Action::Receive(Receive {
-            sink: Box::new(HeadSink {
-                up: self.context(),
-                id,
-                failure: None,
-                user: who.user.clone(),
-            }),
-            max: 0,
-        })
+        let sink = HeadSink {
+            up: self.context(),
+            id,
+            failure: None,
+            user: who.user.clone(),
+        };
+        receive(h, Box::new(sink), 0)
     }
 
     /// `DELETE` of an upload (tus termination): its bytes are removed.
@@ -335,15 +344,13 @@ impl Uploads {
         if self.store.info(&id).is_none() {
             return refuse(h, true, 404, "no such upload");
         }
-        Action::Receive(Receive {
-            sink: Box::new(DeleteSink {
-                store: Arc::clone(&self.store),
-                id,
-                result: None,
-                user: who.user.clone(),
-            }),
-            max: 0,
-        })
+        let sink = DeleteSink {
+            store: Arc::clone(&self.store),
+            id,
+            result: None,
+            user: who.user.clone(),
+        };
+        receive(h, Box::new(sink), 0)
     }
 
     /// Most body bytes a request may carry: what is left of a known length,
@@ -543,6 +550,30 @@ fn publish(up: &Context, writer: Writer, h: &mut Headers) -> Result<(), Failure>
     }
 }
 
+/// A request that ended early after every byte of its upload arrived (a
+/// chunked body cut, or too slow, before its last chunk): the upload is
+/// published now. Left for the client's next HEAD,
+/// it would wait for a client that may never come back, and expire with
+/// every byte. Not when the request itself was wrong (past the length,
+/// broken framing): that client is told so and decides.
+fn publish_if_complete(up: &Context, append: Option<Append>, failure: Option<Failure>, why: Abort) {
+    let Some(mut append) = append else {
+        return;
+    };
+    let complete = append.writer.length() == Some(append.writer.offset());
+    let cut = matches!(why, Abort::ClientGone | Abort::TooSlow | Abort::Shutdown);
+    if failure.is_some() || !complete || !cut {
+        return;
+    }
+    // A pending checksum is checked here: the whole chunk arrived.
+    let outcome = append
+        .finish()
+        .and_then(|_| publish(up, append.writer, &mut Headers::default()));
+    if let Err(Failure(status, reason)) = outcome {
+        log::warn!("a complete upload was not published: {status} {reason}");
+    }
+}
+
 /// A tus answer that carries the upload's offset and expiry.
 fn progress_reply(
     up: &Context,
@@ -638,10 +669,11 @@ impl BodySink for CreateSink {
         progress_reply(&self.up, h, &id, 201, Some(&location)).by(self.user.clone())
     }
 
-    fn abort(self: Box<Self>, why: Abort) {
+    fn abort(mut self: Box<Self>, why: Abort) {
         // A first chunk cut short keeps what arrived (the writer commits on
         // drop), as any PATCH does.
         log::debug!("upload creation ended early: {why}");
+        publish_if_complete(&self.up, self.append.take(), self.failure, why);
     }
 }
 
@@ -711,13 +743,14 @@ impl BodySink for PatchSink {
         progress_reply(&self.up, h, &self.id, 204, None).by(self.user.clone())
     }
 
-    fn abort(self: Box<Self>, why: Abort) {
+    fn abort(mut self: Box<Self>, why: Abort) {
         // Dropping the writer commits what arrived (unless a checksum was
         // pending): resuming is the point.
         log::info!(
             "upload {}: request ended early ({why}); what arrived is kept",
             self.id
         );
+        publish_if_complete(&self.up, self.append.take(), self.failure, why);
     }
 }
 
@@ -761,25 +794,32 @@ impl BodySink for HeadSink {
         let Some(info) = self.up.store.info(&self.id) else {
             return fail(h, true, Failure(404, "no such upload")).by(self.user.clone());
         };
-        tus_fields(h);
-        h.add("Cache-Control", "no-store");
-        h.add_fmt("Upload-Offset", format_args!("{}", info.offset));
-        match info.length {
-            Some(n) => h.add_fmt("Upload-Length", format_args!("{n}")),
-            None => h.add("Upload-Defer-Length", "1"),
-        }
-        if !info.metadata.is_empty() {
-            h.add("Upload-Metadata", &info.metadata);
-        }
-        if !info.finished
-            && let Some(date) = tus::upload_expires(info.expires_at)
-        {
-            h.add_fmt("Upload-Expires", format_args!("{date}"));
-        }
-        Reply::new(200, Body::Empty).by(self.user.clone())
+        head_reply(h, &info).by(self.user.clone())
     }
 
     fn abort(self: Box<Self>, _why: Abort) {}
+}
+
+/// The answer to a HEAD of an upload (tus 1.0.0 §"HEAD"): its offset
+/// always, its length or that it is deferred (tus-js-client will not resume
+/// without one of them), its metadata, never cached.
+fn head_reply(h: &mut Headers, info: &Info) -> Reply {
+    tus_fields(h);
+    h.add("Cache-Control", "no-store");
+    h.add_fmt("Upload-Offset", format_args!("{}", info.offset));
+    match info.length {
+        Some(n) => h.add_fmt("Upload-Length", format_args!("{n}")),
+        None => h.add("Upload-Defer-Length", "1"),
+    }
+    if !info.metadata.is_empty() {
+        h.add("Upload-Metadata", &info.metadata);
+    }
+    if !info.finished
+        && let Some(date) = tus::upload_expires(info.expires_at)
+    {
+        h.add_fmt("Upload-Expires", format_args!("{date}"));
+    }
+    Reply::new(200, Body::Empty)
 }
 
 struct DeleteSink {
@@ -1019,9 +1059,23 @@ fn publish_failure(e: PublishError, name: &str) -> Failure {
     }
 }
 
-/// `Tus-Resumable` on every tus answer (tus 1.0.0 §"Tus-Resumable").
+/// `Tus-Resumable` on every tus answer (tus 1.0.0 §"Tus-Resumable"), once.
 fn tus_fields(h: &mut Headers) {
-    h.add("Tus-Resumable", tus::TUS_VERSION);
+    if !h
+        .as_str()
+        .split("\r\n")
+        .any(|l| l.starts_with("Tus-Resumable:"))
+    {
+        h.add("Tus-Resumable", tus::TUS_VERSION);
+    }
+}
+
+/// A tus request whose body goes to a sink: the field is set now, so that
+/// the answers the engine gives on its own (a chunked body past the length,
+/// broken framing, a body too slow) carry it too.
+fn receive(h: &mut Headers, sink: Box<dyn BodySink>, max: u64) -> Action {
+    tus_fields(h);
+    Action::Receive(Receive { sink, max })
 }
 
 /// 412 for another protocol version, with the one we speak.
@@ -1061,6 +1115,15 @@ fn split_name(decoded: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tus_resumable_once_however_often_added() {
+        let mut h = Headers::default();
+        h.add("Vary", "Origin");
+        tus_fields(&mut h);
+        tus_fields(&mut h);
+        assert_eq!(h.as_str(), "Vary: Origin\r\nTus-Resumable: 1.0.0\r\n");
+    }
 
     #[test]
     fn names_split_from_their_folder() {
