@@ -47,7 +47,8 @@ Uploads:
                              --anonymous-upload)
       --max-upload-size SIZE largest upload, e.g. 4G [default: none]
       --upload-expiry SECS   unfinished uploads idle this long are removed [default: 86400]
-      --max-uploads N        uploads received at once; more get 503 [default: 4]
+      --max-uploads N        request bodies received at once (a thread each); 8 more
+                             wait their turn, beyond that 503 [default: 4]
       --state-dir PATH       unfinished uploads and the link secret, on DIR's file system
                              [default: DIR/.ranged, never served]
       --cors ORIGIN          allow browser uploads from this origin (or *), repeatable

@@ -135,7 +135,7 @@ fn a_concurrent_loop_never_mixes_versions() {
                 std::fs::rename(&tmp, www.join("f.bin")).unwrap();
                 let link = www.join(".l");
                 let _ = std::fs::remove_file(&link);
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     std::os::unix::fs::symlink(&secret, &link).unwrap();
                 } else {
                     std::os::unix::fs::symlink("inside.bin", &link).unwrap();
