@@ -1,45 +1,29 @@
 //! The access line as log analysers see it: a few hundred lines from the
-//! library's formatter, with hostile and odd fields, must all be read by
-//! goaccess's COMBINED format (the Debian package `goaccess`, which CI
-//! installs); and the logger's syslog datagrams, end to end.
+//! library's formatter, with hostile and odd fields, and the log of a real
+//! server answering hostile requests, must all be read by goaccess's
+//! COMBINED format (the Debian package `goaccess`, which CI installs); and
+//! the logger's syslog datagrams, end to end.
+
+mod support;
 
 use ranged::logging::{self, Access, Settings, format_access};
+use ranged::testing::{TempDir, Xorshift};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// A folder of its own under /tmp, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("ranged-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct XorShift(u64);
+/// The crate's generator, with a pick.
+struct XorShift(Xorshift);
 
 impl XorShift {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next_u64()
     }
 
     fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[(self.next() % from.len() as u64) as usize]
+        from[self.0.below(from.len())]
     }
 }
 
@@ -56,6 +40,87 @@ fn json_number(json: &str, key: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{key} is not a number"))
+}
+
+/// goaccess's JSON report of `log` (COMBINED format), written under `dir`.
+fn goaccess(dir: &Path, log: &str) -> String {
+    let log_path = dir.join("access.log");
+    let report = dir.join("report.json");
+    std::fs::write(&log_path, log).unwrap();
+    let out = Command::new("goaccess")
+        .arg(&log_path)
+        .args(["--log-format=COMBINED", "--no-global-config", "-o"])
+        .arg(&report)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run goaccess ({e}): install the Debian package `goaccess` (apt-get install goaccess)")
+        });
+    assert!(
+        out.status.success(),
+        "goaccess failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&report).expect("goaccess's report")
+}
+
+/// The access lines of a real server that answered downloads, ranges,
+/// refusals and hostile fields — as the test suite makes them — are all
+/// valid Combined Log Format to goaccess, with nothing forged and no token.
+#[test]
+fn goaccess_reads_a_real_servers_log() {
+    let www = TempDir::new();
+    www.write("a b.iso", &support::pattern(100_000, 7));
+    www.write("dir/f.txt", b"hello");
+    let server = support::Server::start(www.path());
+    let a = server.addr;
+    let requests: Vec<Vec<u8>> = vec![
+        support::build("GET", "/a%20b.iso", &[]),
+        support::build("GET", "/a%20b.iso", &[("Range", "bytes=0-99")]),
+        support::build("GET", "/a%20b.iso", &[("Range", r#"bytes=0-1" 200 9 "x"#)]),
+        support::build("HEAD", "/dir/", &[("User-Agent", r#"evil" 200 9 "x"#)]),
+        support::build(
+            "GET",
+            &format!("/dir/f.txt?token={SECRET}"),
+            &[("Referer", "http://x/?token=zz")],
+        ),
+        support::build("GET", "/nope", &[]),
+        support::build("DELETE", "/dir/f.txt", &[]),
+        b"GET /%2e%2e/etc/passwd HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+        b"GET /no-host HTTP/1.1\r\n\r\n".to_vec(),
+        b"GET / HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(),
+        b"\x16\x03\x01 not http\r\n\r\n".to_vec(),
+    ];
+    for r in &requests {
+        let _ = support::raw(a, r);
+    }
+    let n = requests.len();
+    let lines = support::eventually(Duration::from_secs(3), || {
+        support::access_lines(&server.log()).len() >= n
+    });
+    assert!(lines, "{}", server.log());
+    let log: String = server
+        .log()
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        log.lines().count(),
+        n,
+        "one access line per request:\n{log}"
+    );
+    let dir = TempDir::new();
+    let json = goaccess(dir.path(), &log);
+    assert_eq!(
+        json_number(&json, "valid_requests"),
+        n as u64,
+        "{json:.400}"
+    );
+    assert_eq!(json_number(&json, "failed_requests"), 0);
+    assert!(
+        !log.contains(SECRET) && !log.contains("zz"),
+        "a token reached the log"
+    );
 }
 
 #[test]
@@ -128,7 +193,7 @@ fn goaccess_reads_every_line_as_combined_log_format() {
         Some(b"bytes=0-0,2-3"),
     ];
 
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift(Xorshift::new(0x9e37_79b9_7f4a_7c15));
     let mut log = String::new();
     let mut bytes_total = 0u64;
     let lines = 400;
@@ -162,24 +227,8 @@ fn goaccess_reads_every_line_as_combined_log_format() {
     assert!(log.is_ascii());
     assert!(!log.contains(SECRET), "a token reached the log");
 
-    let dir = TempDir::new("goaccess");
-    let log_path = dir.0.join("access.log");
-    let report = dir.0.join("report.json");
-    std::fs::write(&log_path, &log).unwrap();
-    let out = Command::new("goaccess")
-        .arg(&log_path)
-        .args(["--log-format=COMBINED", "--no-global-config", "-o"])
-        .arg(&report)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run goaccess ({e}): install the Debian package `goaccess` (apt-get install goaccess)")
-        });
-    assert!(
-        out.status.success(),
-        "goaccess failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = std::fs::read_to_string(&report).expect("goaccess's report");
+    let dir = TempDir::new();
+    let json = goaccess(dir.path(), &log);
     assert_eq!(json_number(&json, "total_requests"), lines, "{json:.400}");
     assert_eq!(json_number(&json, "valid_requests"), lines);
     assert_eq!(json_number(&json, "failed_requests"), 0);
@@ -206,8 +255,8 @@ fn goaccess_reads_every_line_as_combined_log_format() {
 
 #[test]
 fn records_reach_syslog_as_one_datagram_each() {
-    let dir = TempDir::new("syslog");
-    let sock = dir.0.join("log.sock");
+    let dir = TempDir::new();
+    let sock = dir.path().join("log.sock");
     let rx = UnixDatagram::bind(&sock).unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     logging::init(Settings {
