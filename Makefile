@@ -1,6 +1,6 @@
 # ranged — the whole project through make. See README.md.
 CARGO  ?= cargo
-DIR    ?= .
+DIR    ?= www
 LISTEN ?= 0.0.0.0:8080
 MUSL   := x86_64-unknown-linux-musl
 STATIC := target/$(MUSL)/release/ranged
@@ -11,8 +11,10 @@ FUZZ_SECONDS ?= 60
 build:
 	$(CARGO) build --release
 
-## Serve DIR (default: this folder) on LISTEN (default 0.0.0.0:8080).
+## Serve DIR (default: ./www, made if missing — not this checkout, whose
+## target/ holds gigabytes of build output) on LISTEN (default 0.0.0.0:8080).
 run: build
+	mkdir -p $(DIR)
 	./target/release/ranged --listen $(LISTEN) $(ARGS) $(DIR)
 
 ## Unit tests, loopback integration tests and real-client tests (resumed

@@ -342,3 +342,21 @@ fn sigterm_when_idle_exits_0_quickly() {
         started.elapsed()
     );
 }
+
+/// `make run` serves a folder of its own, never the checkout itself (whose
+/// `target/` holds gigabytes of build output a LAN would see).
+#[test]
+fn make_run_does_not_serve_the_checkout() {
+    let out = Command::new("make")
+        .args(["-n", "run"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("make is installed with the toolchain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let serve = text
+        .lines()
+        .find(|l| l.contains("ranged --listen"))
+        .unwrap_or_else(|| panic!("no ranged command in make -n run: {text}"));
+    let dir = serve.split_whitespace().last().unwrap();
+    assert_eq!(dir, "www", "make run serves {dir:?}: {serve}");
+}
