@@ -18,6 +18,8 @@ it) without an account, until it expires.
 Options:
       --read              the link may download and list [default]
       --write             the link may upload; alone, a write-only \"drop link\"
+      --pin               for a file: only this version of it (the link fails
+                          once the file changes, so no resume can splice)
       --expires DURATION  90s, 30m, 24h or 7d [default: 24h]
       --url BASE          how clients reach the server [default: http://localhost:8080]
       --dir DIR           the folder the server serves [default: .]
@@ -36,6 +38,7 @@ struct Request {
     dir: PathBuf,
     state_dir: PathBuf,
     path: String,
+    pin: bool,
 }
 
 /// `90s`, `30m`, `24h`, `7d`: a whole number, at least 1, and a unit.
@@ -75,7 +78,7 @@ fn check_path(path: &str) -> Result<(), String> {
 }
 
 fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Request>, String> {
-    let (mut read, mut write) = (false, false);
+    let (mut read, mut write, mut pin) = (false, false, false);
     let mut expires = Duration::from_secs(24 * 3600);
     let mut base = "http://localhost:8080".to_owned();
     let (mut dir, mut state_dir, mut path) = (None, None, None);
@@ -104,6 +107,7 @@ fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Request>, S
             "-h" | "--help" => return Ok(None),
             "--read" => read = true,
             "--write" => write = true,
+            "--pin" => pin = true,
             "--expires" => {
                 let v = value()?;
                 expires = duration(&v).ok_or_else(|| {
@@ -121,7 +125,7 @@ fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Request>, S
             "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown option '{name}'")),
         }
-        if inline.is_some() && matches!(name.as_str(), "--read" | "--write") {
+        if inline.is_some() && matches!(name.as_str(), "--read" | "--write" | "--pin") {
             return Err(format!("{name} takes no value"));
         }
     }
@@ -139,6 +143,7 @@ fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Request>, S
         dir,
         state_dir,
         path,
+        pin,
     }))
 }
 
@@ -154,11 +159,31 @@ fn make(req: &Request, secret: &Secret, now: SystemTime) -> Result<(String, Stri
         scope.push('/');
     }
     let t = token::sign(secret, &scope, req.rights, until);
-    let url = format!(
+    let mut url = format!(
         "{}{}?token={t}",
         req.base,
         crate::fs_path::encode_path(&scope)
     );
+    if req.pin {
+        // The version pin is the inside of the file's ETag as the server
+        // computes it (docs/semantics.md §1: size, mtime in ns, inode).
+        use std::os::unix::fs::MetadataExt;
+        let file = req.dir.join(&scope[1..]);
+        let meta = std::fs::metadata(&file)
+            .ok()
+            .filter(|m| m.is_file())
+            .ok_or_else(|| format!("--pin: {} is not a file", file.display()))?;
+        let mut buf = [0u8; crate::validators::ETAG_MAX];
+        let etag = crate::validators::etag_into(
+            &mut buf,
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino(),
+        );
+        url.push_str("&v=");
+        url.push_str(etag.trim_matches('"'));
+    }
     let what = match (req.rights.read, req.rights.write) {
         (true, true) => "read and write access",
         (false, true) => "upload-only access (no listing or download)",
@@ -184,7 +209,7 @@ pub fn link_command<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
             return 0;
         }
         Err(e) => {
-            eprintln!("ranged link: {e}\n\n{USAGE}");
+            eprintln!("ranged link: {e}\nTry 'ranged link --help' for more information.");
             return 2;
         }
     };
@@ -225,6 +250,40 @@ mod tests {
 
     fn args(s: &str) -> Vec<OsString> {
         s.split_whitespace().map(OsString::from).collect()
+    }
+
+    /// `--pin` adds the file's version as the server names it: the link
+    /// answers only while the file is unchanged.
+    #[test]
+    fn pinned_links_name_the_version() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = crate::testing::TempDir::new();
+        let f = dir.write("fw.bin", b"firmware");
+        let root = dir.path().to_str().unwrap();
+        let req = parse(args(&format!("--pin --dir {root} /fw.bin")))
+            .unwrap()
+            .unwrap();
+        let secret = Secret::from_bytes([3; 32]);
+        let (url, _) = make(&req, &secret, SystemTime::now()).unwrap();
+        let m = std::fs::metadata(&f).unwrap();
+        let mut buf = [0u8; crate::validators::ETAG_MAX];
+        let etag =
+            crate::validators::etag_into(&mut buf, m.len(), m.mtime(), m.mtime_nsec(), m.ino());
+        assert!(
+            url.starts_with("http://localhost:8080/fw.bin?token="),
+            "{url}"
+        );
+        assert!(
+            url.ends_with(&format!("&v={}", etag.trim_matches('"'))),
+            "{url}"
+        );
+        let folder = parse(args(&format!("--pin --dir {root} /")))
+            .unwrap()
+            .unwrap();
+        assert!(
+            make(&folder, &secret, SystemTime::now()).is_err(),
+            "a folder has no version"
+        );
     }
 
     #[test]
