@@ -89,6 +89,11 @@ fn serve(cfg: Config) -> i32 {
         }
     }
     let any_account = !accounts.is_empty();
+    if cfg.upload && !crate::auth::can_write_somewhere(&accounts, cfg.anonymous_upload) {
+        return usage_error(
+            "--upload needs someone who may write: an account with rw (--auth USER:PASS:rw) or --anonymous-upload",
+        );
+    }
     // Binding a port below 1024 needs root; nothing after it does, and the
     // files made from here on (the state folder, uploads) belong to --user.
     let server = match engine::Server::bind_all(&cfg.listen, cfg.engine.clone()) {
@@ -123,11 +128,6 @@ fn serve(cfg: Config) -> i32 {
     };
     policy.private = cfg.private;
     policy.anonymous_upload = cfg.anonymous_upload;
-    if cfg.upload && !policy.can_write_somewhere() {
-        return usage_error(
-            "--upload needs someone who may write: an account with rw (--auth USER:PASS:rw) or --anonymous-upload",
-        );
-    }
     if cfg.private && !any_account && secret.is_none() {
         log::warn!("--private without accounts or links: every request will be refused");
     }

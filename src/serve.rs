@@ -124,9 +124,12 @@ impl FileServer {
     ) -> Reply {
         if !decoded.ends_with('/') {
             // Relative links in a listing or an index page need the slash.
+            // A link's token goes along: without it, a private folder
+            // reached through its link would answer 401 after the redirect.
+            let (q, token) = page.token.map_or(("", ""), |t| ("?token=", t));
             h.add_fmt(
                 "Location",
-                format_args!("{}/", fs_path::encode_path(decoded)),
+                format_args!("{}/{q}{token}", fs_path::encode_path(decoded)),
             );
             h.add("Content-Type", "text/plain; charset=utf-8");
             return Reply::new(301, Body::Static("301 Moved Permanently\n"));

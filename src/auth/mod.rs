@@ -7,15 +7,17 @@
 //!
 //! 1. Read what the request carries: an `Authorization: Basic` value
 //!    ([`basic`]) and a `?token=` ([`token`]). Another scheme counts as
-//!    nothing; malformed Basic counts as wrong credentials.
+//!    nothing, and so does Basic on a server without accounts; malformed
+//!    Basic counts as wrong credentials.
 //! 2. If it carries credentials and its peer is inside a penalty window
 //!    ([`throttle`]), 401 at once, nothing verified.
 //! 3. Verify each credential carried: Basic through the [`cache`], else
-//!    the account's stored password ([`password`]); the token against the
-//!    path, its folders and the upload scope. Any wrong one: 401, counted
-//!    as a failure (so is a bad token); all good: the peer is forgiven.
-//!    Wrong credentials answer 401 even where none are needed: a client
-//!    that sends a wrong password should learn it.
+//!    the account's stored password ([`password`]; an unknown user costs
+//!    a verification too); the token against the path, its folders and
+//!    the upload scope. Any wrong one: 401, counted as a failure (so is a
+//!    bad token); all good: the peer is forgiven. Wrong credentials answer
+//!    401 even where none are needed: a client that sends a wrong password
+//!    should learn it.
 //! 4. Allow if an account or the link grants the need here, or the need is
 //!    open to anyone (reads unless `private`; writes with
 //!    `anonymous_upload`). Otherwise 403 when valid credentials were
@@ -45,6 +47,15 @@ use token::{Secret, TokenError};
 /// The `WWW-Authenticate` value of every 401 (RFC 7617 §2, §2.1).
 pub fn challenge() -> &'static str {
     "Basic realm=\"ranged\", charset=\"UTF-8\""
+}
+
+/// Someone can upload: an `rw` account, or anonymous uploads. The start
+/// refuses `--upload` otherwise (links alone do not count: they are made
+/// later, with the secret the first `ranged link` creates). A pure function
+/// of the command line, so the refusal comes before anything is bound or
+/// written (the state folder, the link secret).
+pub fn can_write_somewhere(accounts: &[Account], anonymous_upload: bool) -> bool {
+    anonymous_upload || accounts.iter().any(|a| a.write)
 }
 
 /// What a request needs: reading (GET, HEAD, listings) or writing (PUT,
@@ -155,16 +166,21 @@ impl Policy {
         })
     }
 
-    /// Someone can upload: an `rw` account, or anonymous uploads. The start
-    /// refuses `--upload` otherwise (links alone do not count: they are
-    /// made later, with the secret the first `ranged link` creates).
+    /// [`can_write_somewhere`] for this policy's accounts.
     pub fn can_write_somewhere(&self) -> bool {
-        self.anonymous_upload || self.accounts.iter().any(|a| a.write)
+        can_write_somewhere(&self.accounts, self.anonymous_upload)
     }
 
     /// Whether this request may go on; see the module doc for the steps.
     pub fn decide(&self, ask: &Ask) -> Verdict {
-        let basic = ask.authorization.map(basic::parse);
+        // Without accounts, Basic credentials can be neither right nor
+        // wrong: they count as nothing, like another scheme (a browser
+        // still sending what another server on this port once asked for
+        // must not be locked out of a public one).
+        let basic = ask
+            .authorization
+            .filter(|_| !self.accounts.is_empty())
+            .map(basic::parse);
         let carries = ask.token.is_some()
             || matches!(basic, Some(Ok(_)) | Some(Err(basic::Refusal::Malformed)));
         if carries && let Some(left) = self.throttle.blocked(ask.peer, ask.now) {
@@ -251,12 +267,21 @@ impl Policy {
         {
             return Ok(account);
         }
-        let (i, account) = self
+        let Some((i, account)) = self
             .accounts
             .iter()
             .enumerate()
             .find(|(_, a)| a.user == c.user)
-            .ok_or("unknown user")?;
+        else {
+            // As slow as a wrong password, so that the time of a 401 does
+            // not tell which user names exist: the first hashed password
+            // pays the same crypt cost (with hashes of several kinds,
+            // exactly so for the accounts sharing its kind).
+            if let Some(a) = self.accounts.iter().find(|a| a.password.is_hash()) {
+                a.password.verify(&c.password);
+            }
+            return Err("unknown user");
+        };
         if !account.password.verify(&c.password) {
             return Err("wrong password");
         }

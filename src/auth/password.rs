@@ -177,6 +177,12 @@ fn plain_tag(password: &[u8]) -> [u8; 32] {
 }
 
 impl Password {
+    /// A crypt hash, whose verification costs what the table above says
+    /// (plain text costs nothing).
+    pub fn is_hash(&self) -> bool {
+        !matches!(self, Password::Plain(_))
+    }
+
     /// Whether `candidate` is this password. Constant time in the password
     /// for plain text; the hashes compare their outputs in constant time.
     /// A candidate longer than [`MAX_PASSWORD`] is refused without hashing.

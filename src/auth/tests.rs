@@ -24,6 +24,8 @@ enum Mode {
     AnonymousUpload,
     /// Public, and no link secret exists.
     NoSecret,
+    /// Public, with a link secret and no account at all.
+    NoAccounts,
 }
 
 /// The token a row sends.
@@ -130,6 +132,13 @@ const CASES: &[(Mode, Need, &str, Option<&str>, Tok, Option<&str>, Expect)] = &[
     (Mode::Private, R, "/a.txt", None, Tok::Raw("not-a-token"), None, U("malformed link token")),
     (Mode::Private, R, "/a.txt", None, Tok::Raw(""), None, U("malformed link token")),
     (Mode::NoSecret, R, "/a.txt", None, Tok::Signed("/", true, false, 60), None, U(BAD_LINK)),
+    // no accounts: Basic can be neither right nor wrong, so counts as nothing
+    (Mode::NoAccounts, R, "/a.txt", Some("admin:adminpw"), Tok::None, None, Anonymous),
+    (Mode::NoAccounts, R, "/a.txt", Some("admin:nope"), Tok::None, None, Anonymous),
+    (Mode::NoAccounts, R, "/a.txt", Some("Basic !!!!"), Tok::None, None, Anonymous),
+    (Mode::NoAccounts, W, "/a.txt", Some("admin:adminpw"), Tok::None, None, U(NO_CREDS)),
+    (Mode::NoAccounts, W, "/incoming/x.jpg", Some("admin:nope"), Tok::Signed("/incoming/", false, true, 60), None, Link),
+    (Mode::NoAccounts, R, "/a.txt", Some("admin:nope"), Tok::Tampered("/"), None, U(BAD_LINK)),
     // per-upload scopes, tried besides the path
     (Mode::Public, W, "/files/abc", None, Tok::Signed("upload:abc", false, true, 60), Some("upload:abc"), Link),
     (Mode::Public, W, "/files/abc", None, Tok::Signed("upload:abc", false, true, 60), Some("upload:abd"), U(BAD_LINK)),
@@ -150,10 +159,13 @@ const CASES: &[(Mode, Need, &str, Option<&str>, Tok, Option<&str>, Expect)] = &[
 ];
 
 fn policy(mode: Mode) -> Policy {
-    let accounts = ACCOUNTS
-        .iter()
-        .map(|s| accounts::parse_spec(s).unwrap())
-        .collect();
+    let accounts = match mode {
+        Mode::NoAccounts => Vec::new(),
+        _ => ACCOUNTS
+            .iter()
+            .map(|s| accounts::parse_spec(s).unwrap())
+            .collect(),
+    };
     let secret = (mode != Mode::NoSecret).then(|| Secret::from_bytes(SECRET));
     let mut p = Policy::new(accounts, secret).unwrap();
     p.private = mode == Mode::Private;
@@ -413,6 +425,9 @@ fn start_up_checks() {
     assert!(p.can_write_somewhere());
     let p = Policy::new(accounts(&["v:pw", "cam:pw:rw@/in"]), None).unwrap();
     assert!(p.can_write_somewhere());
+    assert!(!can_write_somewhere(&accounts(&["v:pw"]), false));
+    assert!(can_write_somewhere(&accounts(&["v:pw"]), true));
+    assert!(can_write_somewhere(&accounts(&["cam:pw:rw@/in"]), false));
     let err = Policy::new(accounts(&["v:pw", "v:other:rw"]), None).unwrap_err();
     assert_eq!(err, "user `v` is defined twice");
     assert_eq!(challenge(), "Basic realm=\"ranged\", charset=\"UTF-8\"");
