@@ -1581,6 +1581,10 @@ fn a_burst_of_wrong_passwords_is_held_back_without_a_thread() {
         &[("Authorization", &basic("u", "right-pw"))],
     );
     assert_eq!(r.status, 200, "{r:?}");
+    // The log reaches us through a pipe, a moment after the answer.
+    support::eventually(Duration::from_secs(3), || {
+        server.log().contains("authenticated after")
+    });
     let log = server.log();
     assert_eq!(
         log.matches("repeated authentication failures").count(),
@@ -1588,11 +1592,14 @@ fn a_burst_of_wrong_passwords_is_held_back_without_a_thread() {
         "{log}"
     );
     assert_eq!(log.matches("authenticated after").count(), 1, "{log}");
-    let refused = support::access_lines(&log)
-        .iter()
-        .filter(|a| a.status == 401)
-        .count();
-    assert_eq!(refused, CONNS * EACH, "each 401 has its access line");
+    let refused = || {
+        support::access_lines(&server.log())
+            .iter()
+            .filter(|a| a.status == 401)
+            .count()
+    };
+    support::eventually(Duration::from_secs(3), || refused() >= CONNS * EACH);
+    assert_eq!(refused(), CONNS * EACH, "each 401 has its access line");
 }
 
 // ------------------------------------------------------------- 5. secrets
