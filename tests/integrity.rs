@@ -1784,3 +1784,96 @@ fn promise_table_resume_after_a_replacement() {
     );
     eprintln!("promise table ({:?})", t.elapsed());
 }
+
+/// Uploads racing for one name (two cameras pushing `latest.jpg`): every
+/// download's `Repr-Digest` is the digest of the bytes it carries, never
+/// the digest of another upload that was published a moment before or
+/// after, and the file left at the end carries its own.
+#[test]
+fn racing_uploads_never_lend_their_digest_to_another_version() {
+    let t = Instant::now();
+    let root = TempDir::new();
+    let work = TempDir::new();
+    std::fs::create_dir(root.path().join("in")).unwrap();
+    let server = Server::start_with(
+        root.path(),
+        &[
+            "--upload",
+            "--anonymous-upload",
+            "--max-uploads",
+            "8",
+            "--log-level",
+            "info",
+        ],
+    );
+    let addr = server.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Same length for all: the length cannot tell versions apart.
+    let writers: Vec<_> = (0..3u64)
+        .map(|k| {
+            std::thread::spawn(move || {
+                for i in 0..40u64 {
+                    let body = pattern(8 * KIB, k * 1000 + i + 1);
+                    let r = send(addr, "PUT", "/in/latest.jpg", &[], &body);
+                    assert!(matches!(r.status, 201 | 204), "PUT: {}", r.status);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let r = get(addr, "/in/latest.jpg", &[]);
+                    if let (200, Some(d)) = (r.status, r.header("repr-digest")) {
+                        seen.push((d.to_owned(), r.body));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    for r in readers {
+        seen.extend(r.join().expect("reader"));
+    }
+    // Each distinct body is checked once, by coreutils.
+    seen.sort();
+    seen.dedup();
+    let mut wrong = 0;
+    for (digest, body) in &seen {
+        if *digest != repr_of(&sha256sum_bytes(work.path(), body)) {
+            wrong += 1;
+        }
+    }
+    assert!(
+        seen.len() >= 5,
+        "too few downloads carried a digest: {}",
+        seen.len()
+    );
+    assert_eq!(
+        wrong,
+        0,
+        "{wrong} of {} downloads carried another version's digest",
+        seen.len()
+    );
+    let last = root.path().join("in/latest.jpg");
+    let r = get(addr, "/in/latest.jpg", &[("Want-Repr-Digest", "sha-256=9")]);
+    if let Some(d) = r.header("repr-digest") {
+        assert_eq!(d, repr_of(&sha256sum(&last)), "the last file's digest");
+    }
+    eprintln!(
+        "racing uploads: {} distinct downloads with a digest, all exact ({:?})",
+        seen.len(),
+        t.elapsed()
+    );
+}
