@@ -1877,3 +1877,65 @@ fn racing_uploads_never_lend_their_digest_to_another_version() {
         t.elapsed()
     );
 }
+
+/// A file deleted and created again with the same length and the same
+/// mtime (a reproducible build's fixed timestamp, `tar -x`, `cp -p`) may get
+/// the same inode number back (ext4 reuses it at once): its version then
+/// looks the same, and the digest of the old bytes must still not be sent.
+#[test]
+fn a_recreated_file_with_the_same_inode_mtime_and_length_gets_no_old_digest() {
+    use std::os::unix::fs::MetadataExt;
+    let root = TempDir::new();
+    let v1 = pattern(64 * KIB, 0x5EED1);
+    let path = root.write("release.img", &v1);
+    let fixed = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let set_mtime = |p: &Path| {
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.set_modified(fixed).unwrap();
+    };
+    set_mtime(&path);
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    let server = Server::start(root.path());
+    let old = repr_of(&sha256sum(&path));
+    assert_eq!(wait_for_digest(&server, "/release.img"), old);
+    let etag1 = get(server.addr, "/release.img", &[("Range", "bytes=0-0")])
+        .header("etag")
+        .unwrap()
+        .to_owned();
+
+    let v2 = pattern(64 * KIB, 0x5EED2);
+    let mut reused = false;
+    // The server lets go of the old inode once it has noticed the last
+    // connection close: until then the number cannot come back.
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &v2).unwrap();
+        set_mtime(&path);
+        if std::fs::metadata(&path).unwrap().ino() == ino {
+            reused = true;
+            break;
+        }
+    }
+    let new = repr_of(&sha256sum(&path));
+    let r = get(
+        server.addr,
+        "/release.img",
+        &[("Want-Repr-Digest", "sha-256=9"), ("Range", "bytes=0-0")],
+    );
+    eprintln!(
+        "recreated file: inode {} reused, ETag {} (the ETag is made of the same inputs)",
+        if reused { "was" } else { "was not" },
+        if r.header("etag") == Some(etag1.as_str()) {
+            "unchanged"
+        } else {
+            "changed"
+        }
+    );
+    assert_ne!(
+        r.header("repr-digest"),
+        Some(old.as_str()),
+        "the old bytes' digest"
+    );
+    assert_eq!(wait_for_digest(&server, "/release.img"), new);
+}
