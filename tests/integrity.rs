@@ -5,14 +5,17 @@
 //!
 //! 1. `Repr-Digest`/`Digest` values on 200, 206 (single and multipart) and
 //!    HEAD; never the digest of an earlier version across a rewrite, a
-//!    rename over and an append; persisted across a restart, never stale.
+//!    rename over and an append, nor across a file recreated under the same
+//!    inode number, length and mtime; persisted across a restart, never
+//!    stale.
 //! 2. aria2c verifies the `Digest` it is sent: a resumed partial whose prefix
 //!    was corrupted fails with exit 32.
 //! 3. A flood of digest requests: one hasher, flat memory, small GETs fast.
 //! 4. Version-pinned links (`?v=<etag>`) stop curl, wget and aria2c after a
 //!    replacement and leave the partial file alone.
 //! 5. Upload checksums: tus `Upload-Checksum` per PATCH, a whole-file
-//!    `Repr-Digest` at creation and on PUT.
+//!    `Repr-Digest` at creation and on PUT; uploads racing for one name never
+//!    lend their digest to each other.
 //! 6. The promise table: what each client does on a resume after the file
 //!    was replaced, measured.
 //!
@@ -1321,7 +1324,7 @@ fn pinned_links_stop_curl_wget_and_aria2c_after_a_replacement() {
 
 // ---------------------------------------------------- 5. upload checksums
 
-/// The hex digest of `algo` (`sha1sum`, `sha256sum`) over `bytes`.
+/// The hex digest `tool` (`sha1sum`, `sha256sum`) prints for `bytes`.
 fn coreutils_sum(work: &Path, tool: &str, bytes: &[u8]) -> String {
     let p = work.join("sum-input");
     std::fs::write(&p, bytes).unwrap();
