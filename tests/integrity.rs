@@ -1029,15 +1029,27 @@ fn a_flood_of_digest_requests_hashes_one_file_at_a_time() {
     eprintln!("flood ({:?})", t.elapsed());
 }
 
-/// The hasher's speed against coreutils on the same 1 GiB file (printed for
-/// the README, not asserted); the digest itself must agree. Named to start
-/// first: it is the longest test (its hasher runs at the lowest priority).
+/// The file the hasher's speed is measured on: 1 GiB against the release
+/// binary (`cargo test --release --test integrity large_file`, the figure
+/// for the README), 256 MiB against the debug binary `cargo test` builds,
+/// whose unoptimised SHA-256 runs at about 40 MB/s (1 GiB would take 25 s
+/// on an idle 2-core machine, 85 s on a busy one).
+const THROUGHPUT_LEN: u64 = if cfg!(debug_assertions) {
+    256 << 20
+} else {
+    1 << 30
+};
+
+/// The hasher's speed against coreutils on the same (sparse) file, printed
+/// for the README, not asserted; the digest itself must agree. Named to
+/// start first: it is the longest test (its hasher runs at the lowest
+/// priority).
 #[test]
-fn a_gibibyte_hashed_by_the_server_as_by_sha256sum() {
+fn a_large_file_hashed_by_the_server_as_by_sha256sum() {
     let root = TempDir::new();
-    let path = root.path().join("one-gib.img");
+    let path = root.path().join("large.img");
     let f = std::fs::File::create(&path).unwrap();
-    f.set_len(1 << 30).unwrap();
+    f.set_len(THROUGHPUT_LEN).unwrap();
     drop(f);
     let server = Server::start_with(root.path(), &["--digests", "eager"]);
     let line = |log: &str| {
@@ -1045,19 +1057,21 @@ fn a_gibibyte_hashed_by_the_server_as_by_sha256sum() {
             .find(|l| l.contains(&format!("hashed {}: ", path.display())))
             .map(str::to_owned)
     };
-    let done = eventually(Duration::from_secs(90), || line(&server.log()).is_some());
-    assert!(done, "1 GiB not hashed within 90 s:\n{}", server.log());
+    let limit = Duration::from_secs(60);
+    let done = eventually(limit, || line(&server.log()).is_some());
+    assert!(done, "not hashed within {limit:?}:\n{}", server.log());
     let line = line(&server.log()).unwrap();
     let t = Instant::now();
     let hex = sha256sum(&path);
     let coreutils = t.elapsed();
-    let r = Conn::open(server.addr).request("HEAD", "/one-gib.img", &[]);
+    let r = Conn::open(server.addr).request("HEAD", "/large.img", &[]);
     assert_eq!(r.header("repr-digest"), Some(repr_of(&hex).as_str()));
     eprintln!(
-        "throughput on a 1 GiB sparse file: server `{}`; sha256sum {:?} ({:.2} GB/s)",
+        "throughput on a {} MiB sparse file: server `{}`; sha256sum {:?} ({:.2} GB/s)",
+        THROUGHPUT_LEN >> 20,
         line.split("INFO").last().unwrap_or(&line).trim(),
         coreutils,
-        (1u64 << 30) as f64 / coreutils.as_secs_f64() / 1e9
+        THROUGHPUT_LEN as f64 / coreutils.as_secs_f64() / 1e9
     );
 }
 
