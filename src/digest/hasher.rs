@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::{Shared, Version, lock};
+use super::{Ctime, Shared, Version, lock};
 use crate::sys;
 
 /// Read size while hashing. Measured on x86-64 with SHA-NI, page-cached
@@ -61,6 +61,10 @@ impl Stamp {
             ctime_sec: meta.ctime(),
             ctime_nsec: meta.ctime_nsec(),
         }
+    }
+
+    pub(super) fn ctime(&self) -> Ctime {
+        (self.ctime_sec, self.ctime_nsec)
     }
 
     /// How long until the last change is [`SETTLE`] old; zero if it is, or
@@ -206,7 +210,7 @@ fn process(shared: &Shared, path: &Path, expected: Option<Version>, buf: &mut Ve
             shared.discarded.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if tries == 0 && already_known(shared, &file, &stamp.version, expected.is_some()) {
+        if tries == 0 && already_known(shared, &file, &stamp, expected.is_some()) {
             return;
         }
         let wait = stamp.unsettled_for(SystemTime::now());
@@ -231,7 +235,7 @@ fn process(shared: &Shared, path: &Path, expected: Option<Version>, buf: &mut Ve
     shared.hashing.fetch_sub(1, Ordering::SeqCst);
     match result {
         Ok(digest) => {
-            lock(&shared.known).insert(start.version, digest);
+            lock(&shared.known).insert(start.version, start.ctime(), digest);
             shared.persist(&file, &start.version, &digest);
             shared.hashed.fetch_add(1, Ordering::Relaxed);
             // Integer arithmetic: float formatting would add 20 KiB to the
@@ -260,8 +264,13 @@ fn process(shared: &Shared, path: &Path, expected: Option<Version>, buf: &mut Ve
 /// Whether `version` is in the cache or persisted on `file` already (the
 /// latter counted; kept in the cache only for a client's job, so a walk of
 /// a big tree does not flush what clients use).
-fn already_known(shared: &Shared, file: &File, version: &Version, cache_it: bool) -> bool {
-    if lock(&shared.known).map.contains_key(version) {
+fn already_known(shared: &Shared, file: &File, stamp: &Stamp, cache_it: bool) -> bool {
+    let version = &stamp.version;
+    if lock(&shared.known)
+        .map
+        .get(version)
+        .is_some_and(|e| e.ctime == stamp.ctime())
+    {
         return true;
     }
     let Some(digest) = shared.read_xattr(file, version) else {
@@ -269,7 +278,7 @@ fn already_known(shared: &Shared, file: &File, version: &Version, cache_it: bool
     };
     shared.from_xattr.fetch_add(1, Ordering::Relaxed);
     if cache_it {
-        lock(&shared.known).insert(*version, digest);
+        lock(&shared.known).insert(*version, stamp.ctime(), digest);
     }
     true
 }

@@ -12,7 +12,12 @@
 //!    never gets the digest of its predecessor.
 //! 2. [`Digests::known`] runs on request workers: an in-memory cache of at
 //!    most [`CACHE_MAX`] digests, then one `fgetxattr` of
-//!    `user.ranged.sha256` on the open handle. No hashing there, ever.
+//!    `user.ranged.sha256` on the open handle. No hashing there, ever. A
+//!    cached digest also keeps the inode's ctime: a file deleted and created
+//!    again gets the same inode number back at once on ext4, and with the
+//!    same length and a restored mtime (`tar -x`, `cp -p`, reproducible
+//!    builds) its version looks the same; its ctime does not. Then only the
+//!    xattr, which lives and dies with the inode, can vouch for the digest.
 //! 3. [`Digests::request`] puts a version in a queue of at most
 //!    [`QUEUE_MAX`] jobs, never blocking: a duplicate is not queued twice and
 //!    a full queue drops the request (the client gets no digest this time).
@@ -50,7 +55,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::sys;
 
 /// Digests kept in memory at most. 3,584 fill a 4,096-bucket table exactly
-/// (hashbrown's 7/8 load): about 300 KiB once full, nothing before. Beyond
+/// (hashbrown's 7/8 load): about 360 KiB once full, nothing before. Beyond
 /// that an arbitrary entry is forgotten; the xattr still holds it.
 pub const CACHE_MAX: usize = 3584;
 
@@ -179,8 +184,21 @@ struct Shared {
     told_permission: AtomicBool,
 }
 
+/// An inode's change time (seconds, nanoseconds).
+type Ctime = (i64, i64);
+
+fn ctime_of(meta: &Metadata) -> Ctime {
+    (meta.ctime(), meta.ctime_nsec())
+}
+
+/// A cached digest and the ctime of the inode it was known for.
+struct Entry {
+    sha256: [u8; 32],
+    ctime: Ctime,
+}
+
 struct Known {
-    map: HashMap<Version, [u8; 32]>,
+    map: HashMap<Version, Entry>,
     /// Devices where the xattr cannot be read or written (no `user.` xattrs,
     /// read-only): neither is tried again there.
     no_xattr: Vec<u64>,
@@ -259,10 +277,17 @@ impl Digests {
             return None;
         }
         let version = Version::of(meta);
+        let ctime = ctime_of(meta);
         {
-            let known = lock(&self.shared.known);
-            if let Some(d) = known.map.get(&version) {
-                return Some(*d);
+            let mut known = lock(&self.shared.known);
+            match known.map.get(&version) {
+                Some(e) if e.ctime == ctime => return Some(e.sha256),
+                // The inode changed since: our own xattr write, a rename,
+                // or another file under the same number. The xattr tells.
+                Some(_) => {
+                    known.map.remove(&version);
+                }
+                None => {}
             }
             if known.no_xattr.contains(&version.dev) || known.absent.contains(&version) {
                 return None;
@@ -277,7 +302,7 @@ impl Digests {
             return None;
         };
         self.shared.from_xattr.fetch_add(1, Ordering::Relaxed);
-        lock(&self.shared.known).insert(version, digest);
+        lock(&self.shared.known).insert(version, ctime, digest);
         Some(digest)
     }
 
@@ -322,7 +347,7 @@ impl Digests {
             return;
         }
         let version = Version::of(meta);
-        lock(&self.shared.known).insert(version, sha256);
+        lock(&self.shared.known).insert(version, ctime_of(meta), sha256);
         self.shared.persist(file, &version, &sha256);
     }
 
@@ -427,7 +452,7 @@ impl Shared {
 }
 
 impl Known {
-    fn insert(&mut self, version: Version, sha256: [u8; 32]) {
+    fn insert(&mut self, version: Version, ctime: Ctime, sha256: [u8; 32]) {
         self.absent.remove(&version);
         if self.map.len() >= CACHE_MAX && !self.map.contains_key(&version) {
             // Any entry will do: the xattr, where there is one, still holds it.
@@ -435,7 +460,7 @@ impl Known {
                 self.map.remove(&old);
             }
         }
-        self.map.insert(version, sha256);
+        self.map.insert(version, Entry { sha256, ctime });
     }
 }
 

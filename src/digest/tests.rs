@@ -511,6 +511,46 @@ fn remember_persists_without_hashing() {
     assert_eq!(digests.stats().hashed + restarted.stats().hashed, 0);
 }
 
+/// A cached digest is only taken while the inode's ctime is the one it was
+/// known for; past a change, only a record in the xattr vouches for it. A
+/// recreated file that got the same inode number, length and mtime back has
+/// a new ctime and no record (simulated by spoiling the record, which moves
+/// the ctime on too); a chmod or our own xattr write leaves the record.
+#[test]
+fn a_changed_inode_needs_the_xattr_to_vouch_for_a_cached_digest() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("ctime");
+    // (what happens to the inode after the digest is known, still known)
+    let cases: &[(&str, bool)] = &[
+        ("nothing", true),
+        ("chmod", true),
+        (
+            "another file under the same number: no record of its own",
+            false,
+        ),
+    ];
+    for (i, &(change, still_known)) in cases.iter().enumerate() {
+        let p = dir.write(&format!("c{i}"), &noise(4096, 40 + i as u64));
+        let digests = Digests::new(Mode::OnDemand, dir.path());
+        let (f, m) = open(&p);
+        digests.remember(&f, &m, sha256sum(&p));
+        std::thread::sleep(Duration::from_millis(20));
+        match change {
+            "nothing" => {}
+            "chmod" => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod")
+            }
+            _ => sys::set_xattr(f.as_raw_fd(), XATTR_NAME, b"1 0 0 0 0 garbage").expect("xattr"),
+        }
+        let now = f.metadata().expect("fstat");
+        assert_eq!(Version::of(&now), Version::of(&m), "{change}: same version");
+        let want = still_known.then(|| sha256sum(&p));
+        assert_eq!(digests.known(&f, &now), want, "{change}");
+        // Asked again, the answer holds (the cache follows the new ctime).
+        assert_eq!(digests.known(&f, &now), want, "{change}, twice");
+    }
+}
+
 /// 1,000 requests for 1,000 files: one hash at a time, a queue that never
 /// holds more than its bound (nor reallocates), the rest dropped.
 #[test]

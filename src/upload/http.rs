@@ -430,11 +430,16 @@ impl Context {
     }
 
     /// After publishing: the new file's validators and digest for the
-    /// answer, and the digest kept so that downloads carry it at once.
+    /// answer, and the digest kept so that downloads carry it at once —
+    /// only if the name still holds the version published: another upload
+    /// may have replaced it already, and must not be given this digest.
     fn published(&self, h: &mut Headers, decoded: &str, p: &Published) {
         let Ok(o) = fs_path::open(&self.root, decoded, self.follow_symlinks) else {
             return;
         };
+        if digest::Version::of(&o.meta) != p.version {
+            return;
+        }
         if let Some(d) = &self.digests {
             d.remember(&o.file, &o.meta, p.sha256);
         }
@@ -447,12 +452,8 @@ impl Context {
             o.meta.mtime_nsec(),
             o.meta.ino(),
         );
-        // Only if nothing replaced it since: the validators are of the
-        // bytes we just published.
-        if o.meta.len() == p.len {
-            h.add("ETag", etag);
-            h.add("Repr-Digest", &digest::repr_digest_value(&p.sha256));
-        }
+        h.add("ETag", etag);
+        h.add("Repr-Digest", &digest::repr_digest_value(&p.sha256));
     }
 }
 

@@ -47,6 +47,7 @@
 //! taken first.
 
 use super::meta::{self, Meta, State};
+use crate::digest::Version;
 use sha2::Digest;
 use sha2::Sha256;
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
@@ -331,6 +332,9 @@ pub struct Published {
     pub len: u64,
     /// SHA-256 of the whole file, computed while it was written.
     pub sha256: [u8; 32],
+    /// The version placed (from the handle, before the rename): the digest
+    /// belongs to it alone, even if another upload replaces the name at once.
+    pub version: Version,
 }
 
 /// The upload store. Share it as `Arc<Store>`.
@@ -1308,6 +1312,7 @@ impl Writer {
             .file
             .set_permissions(fs::Permissions::from_mode(PUBLISHED_MODE))?;
         state.file.sync_all()?;
+        let version = Version::of(&state.file.metadata()?);
         let replaced = place(&self.store.path(&self.id, DATA), target)?;
         sync_published(target);
         let mut meta = state.meta.clone();
@@ -1327,6 +1332,7 @@ impl Writer {
             replaced,
             len,
             sha256,
+            version,
         })
     }
 }
@@ -1402,6 +1408,7 @@ impl Staged {
         self.file
             .set_permissions(fs::Permissions::from_mode(PUBLISHED_MODE))?;
         self.file.sync_all()?;
+        let version = Version::of(&self.file.metadata()?);
         let replaced = place(&self.path, target)?;
         self.published = true;
         sync_published(target);
@@ -1409,6 +1416,7 @@ impl Staged {
             replaced,
             len: self.len,
             sha256,
+            version,
         })
     }
 }
@@ -1811,7 +1819,8 @@ mod tests {
             Published {
                 replaced: false,
                 len: content.len() as u64,
-                sha256: sha256(&content)
+                sha256: sha256(&content),
+                version: Version::of(&fs::metadata(fx.root.join("in/f.bin")).unwrap()),
             }
         );
         assert_eq!(fs::read(fx.root.join("in/f.bin")).unwrap(), content);
