@@ -217,14 +217,7 @@ impl FileServer {
             };
             let etag = meta.is_file().then(|| {
                 let mut buf = [0u8; validators::ETAG_MAX];
-                validators::etag_into(
-                    &mut buf,
-                    meta.len(),
-                    meta.mtime(),
-                    meta.mtime_nsec(),
-                    meta.ino(),
-                )
-                .to_owned()
+                validators::etag_of(&mut buf, &meta).to_owned()
             });
             let digest = match &self.opts.digests {
                 Some(d) if digests && meta.is_file() => File::open(&path)
@@ -262,13 +255,7 @@ impl FileServer {
         }
         let size = meta.len();
         let mut etag_buf = [0u8; validators::ETAG_MAX];
-        let etag = validators::etag_into(
-            &mut etag_buf,
-            size,
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ino(),
-        );
+        let etag = validators::etag_of(&mut etag_buf, meta);
         let last_modified = validators::last_modified(meta.mtime());
         // A version-pinned link (`?v=<etag>`) is answered only while the file is
         // that version; afterwards no client can splice, If-Range or not.
@@ -448,12 +435,13 @@ fn origin_form(target: &str) -> &str {
 }
 
 /// Whether a `v` query value is a version pin: the inside of one of our
-/// ETags, three dash-separated lowercase hex fields (`f4240-18eb…-990141`).
+/// ETags, three or four dash-separated lowercase hex fields
+/// (`f4240-18eb…-990141-18eb…`).
 /// Anything else — `?v=1`, a cache-buster many pages add — is just part of
 /// a query, which never names a different file (docs/semantics.md §4).
 fn is_pin(v: &str) -> bool {
     let fields: Vec<&str> = v.split('-').collect();
-    fields.len() == 3
+    (3..=4).contains(&fields.len())
         && fields.iter().all(|f| {
             (1..=32).contains(&f.len()) && f.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         })
@@ -543,7 +531,8 @@ mod tests {
             ("1", false),
             ("v2", false),
             ("abc-def", false),
-            ("a-b-c-d", false),
+            ("a-b-c-d", true),
+            ("a-b-c-d-e", false),
             ("F4240-1-1", false),
             ("1--1", false),
             ("", false),

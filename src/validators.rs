@@ -17,9 +17,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const HTTP_DATE_END_SECS: u64 = 253_402_300_800;
 
 /// A strong entity-tag (with its quotes) from the file's size, mtime (seconds and
-/// nanoseconds, which may be negative seconds for dates before 1970) and inode.
+/// nanoseconds, which may be negative seconds for dates before 1970), inode
+/// and, where the file system records it, the inode's birth time.
 ///
-/// Format: `"<len>-<mtime_ns>-<ino>"`, each field lowercase hex without
+/// Format: `"<len>-<mtime_ns>-<ino>[-<birth_ns>]"`, each field lowercase hex without
 /// leading zeros, where `mtime_ns = mtime_sec * 10^9 + mtime_nsec` computed in
 /// `i128` (cannot overflow for any `i64` inputs) and written as the hex of its
 /// two's-complement `u128`, so a pre-1970 mtime gives a 32-digit tag field
@@ -29,14 +30,20 @@ const HTTP_DATE_END_SECS: u64 = 253_402_300_800;
 /// §8.8.3.2, §13.1.5): a weak tag would make every resume restart from zero.
 /// Nanoseconds are included so that a file rewritten within the same second
 /// with the same size still gets a new tag (§8.8.2.2: a one-second clock is
-/// too coarse to be strong on its own). Only `[0-9a-f-]` appear between the
-/// quotes, so the tag is always a valid `opaque-tag` (§8.8.3).
+/// too coarse to be strong on its own). The birth time tells apart two files
+/// that had the same inode number one after the other — ext4 gives a freed
+/// number out again at once — when the second has the first's length and
+/// mtime (`tar -x`, `cp -p` of a same-size file): without it such a
+/// replacement would pass If-Range and splice a resume. Only `[0-9a-f-]`
+/// appear between the quotes, so the tag is always a valid `opaque-tag`
+/// (§8.8.3).
 ///
 /// Written into a caller's buffer: the request path makes no String.
 ///
 /// ```
 /// let mut buf = [0u8; ranged::validators::ETAG_MAX];
-/// assert_eq!(ranged::validators::etag_into(&mut buf, 31, 1, 5, 2), "\"1f-3b9aca05-2\"");
+/// assert_eq!(ranged::validators::etag_into(&mut buf, 31, 1, 5, 2, None), "\"1f-3b9aca05-2\"");
+/// assert_eq!(ranged::validators::etag_into(&mut buf, 31, 1, 5, 2, Some(16)), "\"1f-3b9aca05-2-10\"");
 /// ```
 pub fn etag_into(
     buf: &mut [u8; ETAG_MAX],
@@ -44,6 +51,7 @@ pub fn etag_into(
     mtime_sec: i64,
     mtime_nsec: i64,
     ino: u64,
+    born_ns: Option<u128>,
 ) -> &str {
     use std::io::Write;
     let mtime_ns = i128::from(mtime_sec) * 1_000_000_000 + i128::from(mtime_nsec);
@@ -52,14 +60,36 @@ pub fn etag_into(
     let mtime_bits = mtime_ns as u128;
     let mut cursor = &mut buf[..];
     // Cannot fail: ETAG_MAX holds the longest possible tag.
-    let _ = write!(cursor, "\"{len:x}-{mtime_bits:x}-{ino:x}\"");
+    let _ = match born_ns {
+        Some(b) => write!(cursor, "\"{len:x}-{mtime_bits:x}-{ino:x}-{b:x}\""),
+        None => write!(cursor, "\"{len:x}-{mtime_bits:x}-{ino:x}\""),
+    };
     let written = ETAG_MAX - cursor.len();
     std::str::from_utf8(&buf[..written]).unwrap_or("\"\"")
 }
 
-/// The longest tag [`etag_into`] makes: quotes, 16 + 32 + 16 hex digits, two
-/// dashes.
-pub const ETAG_MAX: usize = 2 + 16 + 1 + 32 + 1 + 16;
+/// [`etag_into`] for a file's `fstat` (or `statx`): the birth time where
+/// the file system records one (ext4, btrfs, xfs, tmpfs, vfat).
+pub fn etag_of<'b>(buf: &'b mut [u8; ETAG_MAX], meta: &std::fs::Metadata) -> &'b str {
+    use std::os::unix::fs::MetadataExt;
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos());
+    etag_into(
+        buf,
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino(),
+        born,
+    )
+}
+
+/// The longest tag [`etag_into`] makes: quotes, 16 + 32 + 16 + 32 hex digits,
+/// three dashes.
+pub const ETAG_MAX: usize = 2 + 16 + 1 + 32 + 1 + 16 + 1 + 32;
 
 /// Last-Modified for an mtime: truncated to whole seconds, `None` outside the
 /// range an IMF-fixdate can carry.
@@ -107,7 +137,7 @@ mod tests {
 
     fn etag(len: u64, mtime_sec: i64, mtime_nsec: i64, ino: u64) -> String {
         let mut buf = [0u8; ETAG_MAX];
-        etag_into(&mut buf, len, mtime_sec, mtime_nsec, ino).to_owned()
+        etag_into(&mut buf, len, mtime_sec, mtime_nsec, ino, None).to_owned()
     }
 
     const SECS_1960: i64 = -315_619_200; // 1960-01-01T00:00:00Z
@@ -247,6 +277,36 @@ mod tests {
         assert_ne!(base, etag(1001, 1_700_000_000, 123_456_789, 42), "length");
         assert_ne!(base, etag(1000, 1_700_000_001, 123_456_789, 42), "seconds");
         assert_ne!(base, etag(1000, 1_700_000_000, 123_456_789, 43), "inode");
+        // Birth time: a later file under the same inode number differs.
+        let mut a = [0u8; ETAG_MAX];
+        let mut b = [0u8; ETAG_MAX];
+        let first = etag_into(
+            &mut a,
+            1000,
+            1_700_000_000,
+            0,
+            42,
+            Some(1_700_000_000_000_000_000),
+        );
+        let again = etag_into(
+            &mut b,
+            1000,
+            1_700_000_000,
+            0,
+            42,
+            Some(1_700_000_000_000_000_001),
+        );
+        assert_ne!(first, again, "birth time");
+        let mut longest = [0u8; ETAG_MAX];
+        let t = etag_into(
+            &mut longest,
+            u64::MAX,
+            -1,
+            999_999_999,
+            u64::MAX,
+            Some(u128::MAX),
+        );
+        assert_eq!(t.len(), ETAG_MAX, "ETAG_MAX holds the longest tag: {t}");
         assert_ne!(etag(1, -1, 0, 1), etag(1, 0, 0, 1), "pre-1970 vs epoch");
     }
 

@@ -167,20 +167,13 @@ fn make(req: &Request, secret: &Secret, now: SystemTime) -> Result<(String, Stri
     if req.pin {
         // The version pin is the inside of the file's ETag as the server
         // computes it (docs/semantics.md §1: size, mtime in ns, inode).
-        use std::os::unix::fs::MetadataExt;
         let file = req.dir.join(&scope[1..]);
         let meta = std::fs::metadata(&file)
             .ok()
             .filter(|m| m.is_file())
             .ok_or_else(|| format!("--pin: {} is not a file", file.display()))?;
         let mut buf = [0u8; crate::validators::ETAG_MAX];
-        let etag = crate::validators::etag_into(
-            &mut buf,
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ino(),
-        );
+        let etag = crate::validators::etag_of(&mut buf, &meta);
         url.push_str("&v=");
         url.push_str(etag.trim_matches('"'));
     }
@@ -256,7 +249,6 @@ mod tests {
     /// answers only while the file is unchanged.
     #[test]
     fn pinned_links_name_the_version() {
-        use std::os::unix::fs::MetadataExt;
         let dir = crate::testing::TempDir::new();
         let f = dir.write("fw.bin", b"firmware");
         let root = dir.path().to_str().unwrap();
@@ -267,8 +259,7 @@ mod tests {
         let (url, _) = make(&req, &secret, SystemTime::now()).unwrap();
         let m = std::fs::metadata(&f).unwrap();
         let mut buf = [0u8; crate::validators::ETAG_MAX];
-        let etag =
-            crate::validators::etag_into(&mut buf, m.len(), m.mtime(), m.mtime_nsec(), m.ino());
+        let etag = crate::validators::etag_of(&mut buf, &m);
         assert!(
             url.starts_with("http://localhost:8080/fw.bin?token="),
             "{url}"

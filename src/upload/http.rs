@@ -443,15 +443,8 @@ impl Context {
         if let Some(d) = &self.digests {
             d.remember(&o.file, &o.meta, p.sha256);
         }
-        use std::os::unix::fs::MetadataExt;
         let mut buf = [0u8; crate::validators::ETAG_MAX];
-        let etag = crate::validators::etag_into(
-            &mut buf,
-            o.meta.len(),
-            o.meta.mtime(),
-            o.meta.mtime_nsec(),
-            o.meta.ino(),
-        );
+        let etag = crate::validators::etag_of(&mut buf, &o.meta);
         h.add("ETag", etag);
         h.add("Repr-Digest", &digest::repr_digest_value(&p.sha256));
     }
@@ -886,15 +879,8 @@ impl PutSink {
                 None => false,
                 Some(_) if list.trim() == "*" => true,
                 Some(o) => {
-                    use std::os::unix::fs::MetadataExt;
                     let mut buf = [0u8; crate::validators::ETAG_MAX];
-                    let etag = crate::validators::etag_into(
-                        &mut buf,
-                        o.meta.len(),
-                        o.meta.mtime(),
-                        o.meta.mtime_nsec(),
-                        o.meta.ino(),
-                    );
+                    let etag = crate::validators::etag_of(&mut buf, &o.meta);
                     // Strong comparison (§8.8.3.2): a weak tag never matches.
                     list.split(',').any(|t| t.trim() == etag)
                 }
