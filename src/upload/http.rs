@@ -952,6 +952,17 @@ impl BodySink for PutSink {
                 let status = if p.replaced { 204 } else { 201 };
                 Reply::new(status, Body::Empty).by(self.user.clone())
             }
+            // 460 is tus's; a plain PUT whose body is not what its
+            // Repr-Digest announced is a bad request (nothing published).
+            Err(PublishError::DigestMismatch) => fail(
+                h,
+                false,
+                Failure(
+                    400,
+                    "the body's SHA-256 is not the one in Repr-Digest; nothing was published",
+                ),
+            )
+            .by(self.user.clone()),
             Err(e) => fail(h, false, publish_failure(e, &self.name)).by(self.user.clone()),
         }
     }
