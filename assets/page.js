@@ -123,6 +123,7 @@
       u.offset = u.confirmed = 0;
     }
     u.mark = { t: Date.now(), n: u.offset };
+    progress(u, 0); // where the server stands: a resumed bar starts there
     while (u.offset < u.file.size) {
       var end = Math.min(u.offset + CHUNK, u.file.size);
       var p = await request(u, "PATCH", u.url, {
@@ -150,6 +151,8 @@
 
   function reason(x) {
     var s = x.status;
+    // A page opened through a link has no log-in to offer: the link ended.
+    if (s === 401 && token) return "This link no longer allows uploads (401)";
     if (s === 401) return "Not logged in (401): reload the page and log in";
     if (s === 403) return "Not allowed to upload here (403)";
     if (s === 413) return "Too large for this server (413)";

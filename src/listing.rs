@@ -13,7 +13,7 @@
 //! parameter ([`parse_sort`]), every control is a link. The page is
 //! compatible with a strict Content-Security-Policy (`default-src 'self'`):
 //! no inline script, no `style` attribute, no event-handler attribute. Its
-//! stylesheet and script ([`ASSETS`]) live under `/.ranged/`, a prefix
+//! stylesheet, script and icon ([`ASSETS`]) live under `/.ranged/`, a prefix
 //! reserved for the server's own files. The script (`assets/page.js`) is a
 //! tus 1.0.0 upload client with progress, pause, cancel and resume across
 //! network errors and page reloads; it is linked only when the visitor may
@@ -42,10 +42,18 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/page.js"),
     ),
+    // Without an icon of its own, every page view costs a request for
+    // /favicon.ico: a 404 in the access log and in the browser's console.
+    (
+        ICON_URL,
+        "image/svg+xml; charset=utf-8",
+        include_bytes!("../assets/icon.svg"),
+    ),
 ];
 
 const CSS_URL: &str = "/.ranged/page.css";
 const JS_URL: &str = "/.ranged/page.js";
+const ICON_URL: &str = "/.ranged/icon.svg";
 
 pub struct Entry {
     pub name: String,
@@ -279,7 +287,8 @@ pub fn render(view: &View, entries: &mut [Entry]) -> String {
     push_escaped(&mut html, view.path);
     let _ = write!(
         html,
-        "</title>\n<link rel=\"stylesheet\" href=\"{CSS_URL}\">\n"
+        "</title>\n<link rel=\"stylesheet\" href=\"{CSS_URL}\">\n\
+         <link rel=\"icon\" href=\"{ICON_URL}\">\n"
     );
     if view.upload == Upload::Yes {
         let _ = writeln!(html, "<script src=\"{JS_URL}\" defer></script>");
@@ -1106,7 +1115,7 @@ mod tests {
             assert!(html.contains(link), "missing {link}\n{html}");
         }
         // Every internal link carries it; none leaves it out.
-        let hrefs = html.matches("href=\"").count() - 1; // the stylesheet
+        let hrefs = html.matches("href=\"").count() - 2; // the stylesheet and icon
         assert_eq!(
             html.matches("token=s3cr%26t%22%3C\"").count(),
             hrefs,
@@ -1219,6 +1228,8 @@ mod tests {
             );
             let text = std::str::from_utf8(bytes).expect("UTF-8 asset");
             assert!(kind.ends_with("; charset=utf-8"), "{kind}");
+            // An SVG's namespace is a name, never fetched.
+            let text = text.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
             // Self-contained and CSP-safe: nothing fetched from elsewhere, no
             // markup built from strings (file names go in via textContent).
             for banned in [
@@ -1233,7 +1244,7 @@ mod tests {
                 assert!(!text.contains(banned), "{banned} in {url}");
             }
         }
-        assert_eq!(ASSETS.len(), 2);
+        assert_eq!(ASSETS.len(), 3);
     }
 
     #[test]
@@ -1322,7 +1333,7 @@ mod tests {
     }
 
     /// The target for a router or camera: a 20-entry page with its
-    /// stylesheet and script under 25 KiB, uncompressed.
+    /// stylesheet, script and icon under 25 KiB, uncompressed.
     #[test]
     fn page_weight() {
         let mut entries: Vec<Entry> = (0..20)
@@ -1353,10 +1364,11 @@ mod tests {
         let assets: usize = ASSETS.iter().map(|a| a.2.len()).sum();
         let total = html.len() + assets;
         eprintln!(
-            "page weight: html {} + css {} + js {} = {total} bytes",
+            "page weight: html {} + css {} + js {} + icon {} = {total} bytes",
             html.len(),
             ASSETS[0].2.len(),
-            ASSETS[1].2.len()
+            ASSETS[1].2.len(),
+            ASSETS[2].2.len()
         );
         assert!(total < 25 * 1024, "{total} bytes");
     }
