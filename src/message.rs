@@ -105,7 +105,16 @@ impl Headers {
     /// response (header injection, RFC 9110 §5.5); such a value is replaced by
     /// nothing and the line is dropped, and a debug build stops loudly.
     pub fn add(&mut self, name: &'static str, value: &str) {
-        self.add_fmt(name, format_args!("{value}"));
+        // The common case, a plain string, without the formatter.
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            debug_assert!(false, "header {name} carries CR, LF or NUL");
+            return;
+        }
+        self.buf.reserve(name.len() + value.len() + 4);
+        self.buf.push_str(name);
+        self.buf.push_str(": ");
+        self.buf.push_str(value);
+        self.buf.push_str("\r\n");
     }
 
     /// Appends `name: value` formatted in place, without an intermediate String.

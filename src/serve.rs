@@ -78,19 +78,18 @@ impl FileServer {
         if !self.opts.dotfiles && fs_path::has_dotfile(decoded) {
             return error(h, 404);
         }
-        let decoded = decoded.to_owned();
-        let (file, meta) = match self.open(&decoded) {
+        let (file, meta) = match self.open(decoded) {
             Ok(o) => o,
             Err(status) => return error(h, status),
         };
         if meta.is_dir() {
-            return self.directory(req, h, &decoded, page);
+            return self.directory(req, h, decoded, page);
         }
         if !meta.is_file() {
             // Devices, sockets and FIFOs are not downloads.
             return error(h, 404);
         }
-        self.serve_file(req, h, file, &meta, &decoded)
+        self.serve_file(req, h, file, &meta, decoded)
     }
 
     /// Step 2: the handle and its validators — a kept handle whose file is

@@ -54,6 +54,9 @@ const REBIND_LIMIT: Duration = Duration::from_secs(5);
 /// One browser scenario at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The file uploaded across a browser restart.
+const RESTART_LEN: usize = 24_000_000;
+
 // ---------------------------------------------------------------- tools
 
 /// Chromium, Node and the pinned playwright-core, or a failure naming what to
@@ -1229,7 +1232,9 @@ fn upload_controls_through_a_capability_link() {
         ("empty.txt", 0),
         ("pause.bin", 8_000_000),
         ("cancel.bin", 8_000_000),
-        ("résumé 日本 ✓.bin", 8_000_000),
+        // Long enough that closing the browser at 30 % lands mid-upload
+        // even when the machine is slow.
+        ("résumé 日本 ✓.bin", RESTART_LEN),
         ("late.bin", 1000),
         ("forgotten.bin", 4_000_000),
     ];
@@ -1378,7 +1383,7 @@ fn upload_controls_through_a_capability_link() {
     assert_eq!(restart.get("kept").arr().len(), 1, "{restart}");
     assert_eq!(restart.get("storedAfter"), restart.get("kept"), "{restart}");
     let offset = restart.get("server").get("offset").u64();
-    assert!(offset > 0 && offset < 8_000_000, "{restart}");
+    assert!(offset > 0 && offset < RESTART_LEN as u64, "{restart}");
     let log = tus_log(restart);
     assert!(log.iter().all(|e| e.method != "POST"), "{log:?}");
     assert_eq!(log[0].method, "HEAD", "{log:?}");
@@ -1391,7 +1396,7 @@ fn upload_controls_through_a_capability_link() {
             .filter(|p| p.status == 204)
             .map(|p| p.length.unwrap_or(0))
             .sum::<u64>(),
-        8_000_000 - offset,
+        RESTART_LEN as u64 - offset,
         "{log:?}"
     );
     assert!(restart.get("stored").arr().is_empty(), "{restart}");

@@ -117,10 +117,17 @@ pub(super) fn prepare(
     // Content-Length from us.
     let bodiless = status == 304 || status == 204 || status < 200;
     literal.clear();
-    let _ = write!(literal, "HTTP/1.1 {status} {}\r\nDate: ", reason(status));
+    // The status line and fields by hand: this runs once per answer, and
+    // the formatter costs several times the copies.
+    literal.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(&mut literal, u64::from(status));
+    literal.push(b' ');
+    literal.extend_from_slice(reason(status).as_bytes());
+    literal.extend_from_slice(b"\r\nDate: ");
     with_date(|d| literal.extend_from_slice(d.as_bytes()));
     if !bodiless {
-        let _ = write!(literal, "\r\nContent-Length: {body_len}");
+        literal.extend_from_slice(b"\r\nContent-Length: ");
+        push_decimal(&mut literal, body_len);
     }
     literal.extend_from_slice(b"\r\n");
     if !framing.keep {
@@ -163,6 +170,21 @@ pub(super) fn prepare(
         share: None,
         log,
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Writes as much of the response as the socket and the rate limits take now.
@@ -474,6 +496,15 @@ pub(super) fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 206, 4096, 18_446_744_073_709_551_615] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
 
     /// Two answers share the total equally, and the global bucket caps
     /// their sum after a burst.
