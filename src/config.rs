@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 Usage: ranged [OPTIONS] [DIR]
        ranged hash-password            (reads a password on stdin, prints a $6$ hash)
-       ranged link [--read] [--write] [--expires 24h] [--url BASE] [--dir DIR] PATH
+       ranged link [--read] [--write] [--pin] [--expires 24h] [--url BASE] [--dir DIR] PATH
 
 Serves DIR (default: the current folder) over HTTP/1.1, built for resumable
 transfers: byte ranges, strong validators, conditional requests, digests,

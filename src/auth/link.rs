@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::token::{self, Rights, Secret};
 
 pub const USAGE: &str = "\
-Usage: ranged link [--read] [--write] [--expires DURATION] [--url BASE]
+Usage: ranged link [--read] [--write] [--pin] [--expires DURATION] [--url BASE]
                    [--state-dir PATH | --dir DIR] PATH
 
 Prints a URL that grants access to PATH (a file, or a folder and all below
