@@ -73,7 +73,8 @@ cross:
 	  else echo "skip $$t: rustup target add $$t"; fi; \
 	done
 
-bench:
+## ranged against nginx, lighttpd and @tus/server on loopback (see bench/run).
+bench: tests/node_modules/.installed
 	bench/run
 
 ## Bounded fuzzing of the request-head and Range parsers (FUZZ_SECONDS each).
