@@ -55,6 +55,8 @@ struct Entry {
     /// The served root (by address: one process may serve several in tests).
     root: usize,
     path: Box<str>,
+    /// The same path under the root, for `statx` (built once, not per use).
+    full: std::path::PathBuf,
     file: Arc<File>,
     identity: Identity,
     used: Instant,
@@ -73,8 +75,7 @@ pub fn lookup(root: &Root, decoded: &str) -> Option<(Arc<File>, Metadata)> {
         let i = kept
             .iter()
             .position(|e| e.root == key && *e.path == *decoded)?;
-        let now = fs_path::join(root, decoded).and_then(|p| std::fs::metadata(p).ok());
-        match now {
+        match std::fs::metadata(&kept[i].full).ok() {
             Some(meta) if meta.is_file() && Identity::of(&meta) == kept[i].identity => {
                 kept[i].used = Instant::now();
                 Some((Arc::clone(&kept[i].file), meta))
@@ -93,6 +94,9 @@ pub fn keep(root: &Root, decoded: &str, file: &Arc<File>, meta: &Metadata) {
     if !meta.is_file() {
         return;
     }
+    let Some(full) = fs_path::join(root, decoded) else {
+        return;
+    };
     let key = root as *const Root as usize;
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
@@ -105,6 +109,7 @@ pub fn keep(root: &Root, decoded: &str, file: &Arc<File>, meta: &Metadata) {
         kept.push(Entry {
             root: key,
             path: decoded.into(),
+            full,
             file: Arc::clone(file),
             identity: Identity::of(meta),
             used: Instant::now(),

@@ -391,8 +391,9 @@ fn add_validators(h: &mut Headers, etag: &str, lm: Option<std::time::SystemTime>
     h.add("ETag", etag);
     // Out of the IMF-fixdate range (before 1970, after 9999): no header rather
     // than a wrong date or a panic.
-    if let Some(date) = lm.and_then(validators::http_date) {
-        h.add_fmt("Last-Modified", format_args!("{date}"));
+    let mut buf = [0u8; 29];
+    if let Some(date) = lm.and_then(|t| validators::imf_fixdate_into(&mut buf, t)) {
+        h.add("Last-Modified", date);
     }
 }
 

@@ -53,19 +53,33 @@ pub fn etag_into(
     ino: u64,
     born_ns: Option<u128>,
 ) -> &str {
-    use std::io::Write;
     let mtime_ns = i128::from(mtime_sec) * 1_000_000_000 + i128::from(mtime_nsec);
     // Two's complement on purpose: -1 s becomes ffff…c4653600, deterministic
     // and distinct from every non-negative mtime.
     let mtime_bits = mtime_ns as u128;
-    let mut cursor = &mut buf[..];
-    // Cannot fail: ETAG_MAX holds the longest possible tag.
-    let _ = match born_ns {
-        Some(b) => write!(cursor, "\"{len:x}-{mtime_bits:x}-{ino:x}-{b:x}\""),
-        None => write!(cursor, "\"{len:x}-{mtime_bits:x}-{ino:x}\""),
+    // By hand rather than `write!`: this runs for every download, and the
+    // formatter costs several times the digits. ETAG_MAX holds the longest.
+    let mut n = 0;
+    let mut put = |b: u8| {
+        buf[n] = b;
+        n += 1;
     };
-    let written = ETAG_MAX - cursor.len();
-    std::str::from_utf8(&buf[..written]).unwrap_or("\"\"")
+    put(b'"');
+    for (i, field) in [u128::from(len), mtime_bits, u128::from(ino)]
+        .into_iter()
+        .chain(born_ns)
+        .enumerate()
+    {
+        if i > 0 {
+            put(b'-');
+        }
+        let digits = (128 - field.leading_zeros()).div_ceil(4).max(1);
+        for k in (0..digits).rev() {
+            put(b"0123456789abcdef"[(field >> (4 * k)) as usize & 15]);
+        }
+    }
+    put(b'"');
+    std::str::from_utf8(&buf[..n]).unwrap_or("\"\"")
 }
 
 /// [`etag_into`] for a file's `fstat` (or `statx`): the birth time where
@@ -116,6 +130,49 @@ pub fn http_date(t: SystemTime) -> Option<httpdate::HttpDate> {
         return None;
     }
     Some(httpdate::HttpDate::from(t))
+}
+
+/// `t` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7)
+/// written into `buf`; `None` outside 1970..=9999, like [`http_date`]. By
+/// hand: Last-Modified goes out with every download, and formatting through
+/// `httpdate` and `core::fmt` cost more than the rest of the answer's head.
+pub fn imf_fixdate_into(buf: &mut [u8; 29], t: SystemTime) -> Option<&str> {
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    if secs >= HTTP_DATE_END_SECS {
+        return None;
+    }
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    // Howard Hinnant's civil_from_days, in u64: within 1970..=9999 every
+    // intermediate is positive and small.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    // 1970-01-01 was a Thursday.
+    let weekday = &b"ThuFriSatSunMonTueWed"[(days % 7) as usize * 3..][..3];
+    let month = &b"JanFebMarAprMayJunJulAugSepOctNovDec"[(month as usize - 1) * 3..][..3];
+    let two = |v: u64| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+    buf[..3].copy_from_slice(weekday);
+    buf[3..5].copy_from_slice(b", ");
+    buf[5..7].copy_from_slice(&two(day));
+    buf[7] = b' ';
+    buf[8..11].copy_from_slice(month);
+    buf[11] = b' ';
+    buf[12..14].copy_from_slice(&two(year / 100));
+    buf[14..16].copy_from_slice(&two(year % 100));
+    buf[16] = b' ';
+    buf[17..19].copy_from_slice(&two(of_day / 3600));
+    buf[19] = b':';
+    buf[20..22].copy_from_slice(&two(of_day / 60 % 60));
+    buf[22] = b':';
+    buf[23..25].copy_from_slice(&two(of_day % 60));
+    buf[25..29].copy_from_slice(b" GMT");
+    std::str::from_utf8(&buf[..]).ok()
 }
 
 /// Any of the three HTTP-date formats (RFC 9110 §5.6.7); `None` if invalid.
@@ -226,6 +283,41 @@ mod tests {
         for &(s, want) in CASES {
             assert_eq!(parse_http_date(s), want.map(at), "parse_http_date({s:?})");
         }
+    }
+
+    /// The hand-written IMF-fixdate equals httpdate's over every edge and a
+    /// spread of instants in 1970..=9999, and refuses what httpdate would.
+    #[test]
+    fn imf_fixdate_matches_httpdate() {
+        let mut rng = crate::testing::Xorshift::new(42);
+        let edges = [
+            0,
+            1,
+            59,
+            86_399,
+            86_400,
+            951_782_400,
+            951_868_800,
+            1_700_000_000,
+            LAST_SEC_9999,
+        ];
+        let spread = (0..5000).map(|_| rng.next_u64() % (LAST_SEC_9999 as u64 + 1));
+        for secs in edges.iter().map(|&s| s as u64).chain(spread) {
+            let t =
+                UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(secs % 1_000_000_000);
+            let mut buf = [0u8; 29];
+            assert_eq!(
+                imf_fixdate_into(&mut buf, t).map(str::to_owned),
+                fmt_http_date(t),
+                "{secs}"
+            );
+        }
+        let mut buf = [0u8; 29];
+        assert_eq!(imf_fixdate_into(&mut buf, at(FIRST_SEC_10000)), None);
+        assert_eq!(
+            imf_fixdate_into(&mut buf, UNIX_EPOCH - Duration::from_nanos(1)),
+            None
+        );
     }
 
     #[test]
