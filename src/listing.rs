@@ -25,7 +25,7 @@
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::fs_path::encode_into;
 
@@ -591,52 +591,17 @@ fn push_utc_minute(out: &mut String, t: SystemTime) {
 }
 
 /// (year, month, day, hour, minute, second) of `t` in UTC, for any
-/// `SystemTime`.
-fn utc(t: SystemTime) -> (i128, i128, i128, i128, i128, i128) {
-    // Seconds since the epoch, floored (so 0.5 s before 1970 is 23:59:59 on
-    // 1969-12-31). i128: a Linux SystemTime spans ±2^63 s, beyond i64 once
-    // negated and floored.
-    let secs: i128 = match t.duration_since(UNIX_EPOCH) {
-        Ok(after) => i128::from(after.as_secs()),
-        Err(before) => {
-            let d = before.duration();
-            -i128::from(d.as_secs()) - i128::from(d.subsec_nanos() > 0)
-        }
-    };
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let second_of_day = secs.rem_euclid(86_400);
-    (
-        year,
-        month,
-        day,
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60,
-    )
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01,
-/// after Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>). Exact for any
-/// input whose year fits i128, which every SystemTime does.
-fn civil_from_days(days: i128) -> (i128, i128, i128) {
-    let z = days + 719_468; // shift the epoch to 0000-03-01
-    let era = z.div_euclid(146_097); // 400-year eras
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    (year, month, day)
+/// `SystemTime`, floored (0.5 s before 1970 is 23:59:59 on 1969-12-31).
+fn utc(t: SystemTime) -> (i64, u8, u8, u8, u8, u8) {
+    let c = crate::logging::civil(t);
+    (c.year, c.month, c.day, c.hour, c.min, c.sec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use Ordering::{Equal, Greater, Less};
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn file(name: &str, size: u64) -> Entry {
         Entry {
@@ -1403,31 +1368,5 @@ mod tests {
         assert_eq!(fmt(latest), "292277026596-12-04 15:30");
         assert_eq!(fmt(earliest), "-292277022657-01-27 08:29");
         assert_eq!(UNIX_EPOCH.checked_add(Duration::MAX), None);
-    }
-
-    #[test]
-    fn civil_from_days_matches_a_day_by_day_walk() {
-        // Walk 1600-03-01 … ~2400 one day at a time against an independent count.
-        let leap = |y: i128| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        let month_len = |y: i128, m: i128| match m {
-            2 if leap(y) => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        };
-        let (mut y, mut m, mut d) = (1600, 3, 1);
-        let start = -135_080; // days from 1970-01-01 back to 1600-03-01
-        for days in start..start + 292_194 {
-            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
-            d += 1;
-            if d > month_len(y, m) {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
     }
 }

@@ -12,8 +12,6 @@
 //! Hand-written rather than the `libc` crate: five declarations whose C types
 //! are the same on every Linux target we build (glibc and musl, 32 and 64 bit).
 #![allow(unsafe_code)]
-// Round-2 wrappers land before their callers do; removed once all are used.
-#![allow(dead_code)]
 
 use std::io;
 use std::os::fd::RawFd;

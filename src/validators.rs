@@ -143,16 +143,8 @@ pub fn imf_fixdate_into(buf: &mut [u8; 29], t: SystemTime) -> Option<&str> {
     }
     let days = secs / 86_400;
     let of_day = secs % 86_400;
-    // Howard Hinnant's civil_from_days, in u64: within 1970..=9999 every
-    // intermediate is positive and small.
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = crate::logging::civil_from_days(days as i64);
+    let (year, day) = (year as u64, u64::from(day));
     // 1970-01-01 was a Thursday.
     let weekday = &b"ThuFriSatSunMonTueWed"[(days % 7) as usize * 3..][..3];
     let month = &b"JanFebMarAprMayJunJulAugSepOctNovDec"[(month as usize - 1) * 3..][..3];

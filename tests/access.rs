@@ -18,11 +18,14 @@ use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use support::{Conn, Response, Server, TempDir, build, get, pattern};
+use support::{
+    Conn, Proc, Response, Server, TempDir, build, get, pattern, repo, require, require_tus_js,
+    require_tuspy,
+};
 
 const MIB: usize = 1024 * 1024;
 /// The only `WWW-Authenticate` value a 401 may carry (RFC 7617 §2, §2.1).
@@ -42,148 +45,15 @@ fn timed_alone() -> std::sync::MutexGuard<'static, ()> {
 
 // ---------------------------------------------------------------- helpers
 
-/// Fails (never skips) when a tool is not installed.
-fn require(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "`{tool}` is not installed: install the Debian package `{package}` \
-         (apt-get install {package}; .ci/run does this)"
-    );
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// tuspy and tus-js-client, installed into the worktree by `make tools`.
+/// tuspy and tus-js-client, installed into the checkout by `make tools`.
 fn require_tus_clients() {
-    require("python3", "python3");
-    require("node", "nodejs");
-    for (p, what) in [
-        (".tools/python/tusclient", "tuspy"),
-        ("tests/node_modules/tus-js-client", "tus-js-client"),
-    ] {
-        assert!(
-            repo().join(p).exists(),
-            "{what} is not installed in {}: run `make tools`",
-            repo().join(p).display()
-        );
-    }
-}
-
-/// A process whose output goes to files (no pipe can fill up and block it),
-/// killed by its own PID when dropped or past a limit.
-struct Proc {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
-}
-
-impl Proc {
-    fn spawn(work: &Path, tag: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        Proc::spawn_with(work, tag, program, args, env, Stdio::null())
-    }
-
-    fn spawn_with(
-        work: &Path,
-        tag: &str,
-        program: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-        stdin: Stdio,
-    ) -> Proc {
-        let out = work.join(format!("{tag}.stdout"));
-        let err = work.join(format!("{tag}.stderr"));
-        let child = Command::new(program)
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(work)
-            .stdin(stdin)
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Proc {
-            name: format!("{program} {}", args.join(" ")),
-            child,
-            out,
-            err,
-            started: Instant::now(),
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn output(&self) -> String {
-        format!("--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr())
-    }
-
-    /// Waits for the exit, up to `limit`; past it the process is killed and
-    /// the test fails.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            if self.started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "`{}` still running after {limit:?}; killed\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` to this PID only, then waits (bounded) for the exit;
-    /// SIGKILL if it ignores the signal.
-    fn stop(&mut self, signal: &str) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-s", signal, &pid]).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        self.child.wait().expect("wait after SIGKILL")
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    require_tuspy();
+    require_tus_js();
 }
 
 /// Runs a program to completion (bounded): its status, stdout and stderr.
 fn run(work: &Path, tag: &str, program: &str, args: &[&str]) -> (ExitStatus, String, String) {
-    let mut p = Proc::spawn(work, tag, program, args, &[]);
+    let mut p = Proc::spawn(work, tag, program, args);
     let st = p.wait(CLIENT_LIMIT);
     (st, p.stdout(), p.stderr())
 }
@@ -938,14 +808,10 @@ fn hashes_from_real_tools_log_in() {
     let ht = run_ok(w, "ht", "htpasswd", &["-nbB", "ht", "pw-htpasswd"]);
     let mk = run_ok(w, "mk", "mkpasswd", &["-m", "sha-512", "pw-mkpasswd"]);
     let pw_file = work.write("pw.txt", b"pw-ranged\n");
-    let mut p = Proc::spawn_with(
-        w,
-        "hp",
-        ranged(),
-        &["hash-password"],
-        &[],
-        Stdio::from(std::fs::File::open(&pw_file).unwrap()),
-    );
+    let mut cmd = Command::new(ranged());
+    cmd.arg("hash-password");
+    let stdin = Stdio::from(std::fs::File::open(&pw_file).unwrap());
+    let mut p = Proc::start_with(cmd, w, "hp", stdin);
     assert!(p.wait(CLIENT_LIMIT).success(), "{}", p.output());
     let own = p.stdout();
 
@@ -1249,21 +1115,21 @@ fn private_downloads_resume_with_credentials() {
     let first_aria = aria(&[]);
     let first_aria: Vec<&str> = first_aria.iter().map(String::as_str).collect();
     let mut clients = [
-        Proc::spawn(
+        Proc::spawn_env(
             w,
             "curl-1",
             "curl",
             &["-sS", "-u", "dl:dl-pw", "-o", c, &url],
             &[],
         ),
-        Proc::spawn(
+        Proc::spawn_env(
             w,
             "wget-1",
             "wget",
             &["-q", "--user=dl", "--password=dl-pw", "-O", g, &url],
             &[],
         ),
-        Proc::spawn(w, "aria2c-1", "aria2c", &first_aria, &[]),
+        Proc::spawn_env(w, "aria2c-1", "aria2c", &first_aria, &[]),
     ];
     // Kill each once it holds a few MiB (aria2c writes through a cache:
     // wait for its request in the log and give it time instead).
@@ -1297,21 +1163,21 @@ fn private_downloads_resume_with_credentials() {
     let second_aria = aria(&["-c"]);
     let second_aria: Vec<&str> = second_aria.iter().map(String::as_str).collect();
     let mut resumed = [
-        Proc::spawn(
+        Proc::spawn_env(
             w,
             "curl-2",
             "curl",
             &["-sS", "-f", "-u", "dl:dl-pw", "-C", "-", "-o", c, &url],
             &[],
         ),
-        Proc::spawn(
+        Proc::spawn_env(
             w,
             "wget-2",
             "wget",
             &["-q", "-c", "--user=dl", "--password=dl-pw", "-O", g, &url],
             &[],
         ),
-        Proc::spawn(w, "aria2c-2", "aria2c", &second_aria, &[]),
+        Proc::spawn_env(w, "aria2c-2", "aria2c", &second_aria, &[]),
     ];
     for p in resumed.iter_mut() {
         let st = p.wait(CLIENT_LIMIT);
@@ -1406,7 +1272,7 @@ fn tus_clients_with_a_header_and_with_a_link() {
             env.push(("ACCESS_AUTHORIZATION", a));
         }
         if tag.starts_with("py") {
-            Proc::spawn(
+            Proc::spawn_env(
                 w,
                 tag,
                 "python3",
@@ -1414,7 +1280,7 @@ fn tus_clients_with_a_header_and_with_a_link() {
                 &env,
             )
         } else {
-            Proc::spawn(w, tag, "node", &[js.to_str().unwrap(), url, s, name], &env)
+            Proc::spawn_env(w, tag, "node", &[js.to_str().unwrap(), url, s, name], &env)
         }
     };
     let mut runs = [

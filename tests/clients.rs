@@ -10,10 +10,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
-use support::{Server, TempDir, get, pattern};
+use support::{Proc, Server, TempDir, aria2_args, file_len, get, pattern, require, sha256sum};
 
 const MIB: usize = 1024 * 1024;
 /// Longest any single client run may take before it is killed and the test fails.
@@ -23,113 +23,9 @@ const LOG_LIMIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- helpers
 
-/// Fails (never skips) when a client is not installed.
-fn require(tool: &str, package: &str) {
-    match Command::new(tool)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => {}
-        Err(e) => panic!(
-            "`{tool}` cannot be run ({e}): install the Debian package `{package}` \
-             (apt-get install {package}; .ci/run does this)"
-        ),
-    }
-}
-
-/// A client process whose output goes to files (no pipe can fill up and block
-/// it), killed by its own PID when dropped or past a limit.
-struct Client {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
-}
-
-impl Client {
-    fn spawn(work: &Path, tag: &str, program: &str, args: &[&str]) -> Client {
-        let out = work.join(format!("{tag}.stdout"));
-        let err = work.join(format!("{tag}.stderr"));
-        let child = Command::new(program)
-            .args(args)
-            .current_dir(work)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).expect("client stdout file"))
-            .stderr(std::fs::File::create(&err).expect("client stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Client {
-            name: format!("{program} {}", args.join(" ")),
-            child,
-            out,
-            err,
-            started: Instant::now(),
-        }
-    }
-
-    fn output(&self) -> String {
-        let o = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let e = std::fs::read_to_string(&self.err).unwrap_or_default();
-        format!("--- stdout\n{o}--- stderr\n{e}")
-    }
-
-    /// Waits for the exit, up to `limit`; past it the client is killed and
-    /// the test fails.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            if self.started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "`{}` still running after {limit:?}; killed\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` to this client's PID only, then waits (bounded) for the
-    /// exit; SIGKILL if it ignores the signal.
-    fn stop(&mut self, signal: &str) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-s", signal, &pid]).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        self.child.wait().expect("wait after SIGKILL")
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Runs a client to completion (bounded) and returns its exit status and output.
 fn run(work: &Path, tag: &str, program: &str, args: &[&str]) -> (ExitStatus, String) {
-    let mut c = Client::spawn(work, tag, program, args);
+    let mut c = Proc::spawn(work, tag, program, args);
     let st = c.wait(CLIENT_LIMIT);
     let out = c.output();
     (st, out)
@@ -146,40 +42,10 @@ fn run_ok(work: &Path, tag: &str, program: &str, args: &[&str], server: &Server)
     );
 }
 
-/// The sha256 of a file, computed by coreutils' `sha256sum`.
-fn sha256(path: &Path) -> String {
-    require("sha256sum", "coreutils");
-    let mut c = Client::spawn(
-        path.parent().unwrap(),
-        &format!(
-            "sha256-{}",
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .replace('/', "_")
-        ),
-        "sha256sum",
-        &[path.to_str().unwrap()],
-    );
-    let st = c.wait(Duration::from_secs(60));
-    assert!(
-        st.success(),
-        "sha256sum {} failed\n{}",
-        path.display(),
-        c.output()
-    );
-    let out = std::fs::read_to_string(&c.out).unwrap();
-    let _ = std::fs::remove_file(&c.out);
-    let _ = std::fs::remove_file(&c.err);
-    let hex = out.split_whitespace().next().unwrap_or("").to_owned();
-    assert_eq!(hex.len(), 64, "sha256sum output {out:?}");
-    hex
-}
-
 /// Asserts, by sha256, that `got` is `want`; compares bytes too to say where
 /// they first differ.
 fn assert_same_file(got: &Path, want: &Path, what: &str) {
-    let (a, b) = (sha256(got), sha256(want));
+    let (a, b) = (sha256sum(got), sha256sum(want));
     if a != b {
         let x = std::fs::read(got).unwrap_or_default();
         let y = std::fs::read(want).unwrap_or_default();
@@ -191,10 +57,6 @@ fn assert_same_file(got: &Path, want: &Path, what: &str) {
         );
     }
     eprintln!("{what}: sha256 {a} ok");
-}
-
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
 /// One access-log line: `PEER "METHOD TARGET HTTP/1.x" STATUS BYTES "RANGE" Nms`.
@@ -229,7 +91,7 @@ fn wait_access(server: &Server, target: &str, pred: impl Fn(&Access) -> bool) ->
 /// Starts `spawn` and kills it (by PID, with `signal`) once `out` holds at
 /// least `at_least` bytes; returns the partial length. Fails if the client
 /// finishes first or nothing arrives within the limit.
-fn interrupt(mut c: Client, out: &Path, at_least: u64, full: u64, signal: &str) -> u64 {
+fn interrupt(mut c: Proc, out: &Path, at_least: u64, full: u64, signal: &str) -> u64 {
     let reached = support::eventually(Duration::from_secs(30), || file_len(out) >= at_least);
     assert!(
         c.is_running(),
@@ -313,7 +175,7 @@ fn curl_resumes_an_interrupted_download() {
     let out = work.path().join("big.bin");
     let o = out.to_str().unwrap();
 
-    let c = Client::spawn(work.path(), "curl-1", "curl", &["-sS", "-o", o, &u]);
+    let c = Proc::spawn(work.path(), "curl-1", "curl", &["-sS", "-o", o, &u]);
     let n = interrupt(c, &out, 4 * MIB as u64, data.len() as u64, "KILL");
     assert_eq!(
         std::fs::read(&out).unwrap(),
@@ -357,7 +219,7 @@ fn wget_continues_an_interrupted_download() {
     let out = work.path().join("data.iso");
     let o = out.to_str().unwrap();
 
-    let c = Client::spawn(
+    let c = Proc::spawn(
         work.path(),
         "wget-1",
         "wget",
@@ -384,28 +246,6 @@ fn wget_continues_an_interrupted_download() {
     );
 }
 
-fn aria2_args<'a>(dir: &'a str, name: &'a str, u: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "--no-conf=true",
-        "--async-dns=false",
-        "--allow-overwrite=true",
-        "--auto-file-renaming=false",
-        "--console-log-level=warn",
-        "--summary-interval=0",
-        "--download-result=hide",
-        "--max-tries=3",
-        "--retry-wait=1",
-        "--min-split-size=1M",
-        "-d",
-        dir,
-        "-o",
-        name,
-    ];
-    v.extend_from_slice(extra);
-    v.push(u);
-    v
-}
-
 /// `aria2c -x 8 -s 8` downloads in segments over several concurrent
 /// connections; the result is exact.
 #[test]
@@ -420,7 +260,12 @@ fn aria2c_segmented_download() {
     let u = url(&server, "seg.tar.xz");
     let dir = work.path().to_str().unwrap();
 
-    let args = aria2_args(dir, "seg.tar.xz", &u, &["-x", "8", "-s", "8"]);
+    let args = aria2_args(
+        dir,
+        "seg.tar.xz",
+        &u,
+        &["-x", "8", "-s", "8", "--min-split-size=1M"],
+    );
     let log_before = server.log().len();
     run_ok(work.path(), "aria2c", "aria2c", &args, &server);
     assert_same_file(&work.path().join("seg.tar.xz"), &src, "aria2c -x 8 -s 8");
@@ -494,7 +339,7 @@ fn aria2c_continues_an_interrupted_download() {
         &u,
         &["-x", "4", "-s", "4", "--max-download-limit=2M"],
     );
-    let mut c = Client::spawn(work.path(), "aria2c-1", "aria2c", &args);
+    let mut c = Proc::spawn(work.path(), "aria2c-1", "aria2c", &args);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         c.is_running(),
@@ -783,7 +628,7 @@ fn wget_resume_after_the_file_grew_gets_the_new_bytes_from_n() {
     let out = work.path().join("log.tar.gz");
     let o = out.to_str().unwrap();
 
-    let c = Client::spawn(
+    let c = Proc::spawn(
         work.path(),
         "wget-v1",
         "wget",

@@ -27,11 +27,14 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{Conn, Response, Server, TempDir, eventually, get, pattern};
+use support::{
+    Conn, Proc, Response, Server, TempDir, aria2_args, eventually, file_len, get, pattern, require,
+    sha256sum,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -43,110 +46,10 @@ const DIGEST_LIMIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------- clients
 
-/// Fails (never skips) when a tool is not installed.
-fn require(tool: &str, package: &str) {
-    if let Err(e) = Command::new(tool)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        panic!(
-            "`{tool}` cannot be run ({e}): install the Debian package `{package}` \
-             (apt-get install {package}; .ci/run does this)"
-        );
-    }
-}
-
-/// A client process writing its output to files, killed by its own PID
-/// when dropped or past a limit.
-struct Client {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
-}
-
-impl Client {
-    fn spawn(work: &Path, tag: &str, program: &str, args: &[&str]) -> Client {
-        let out = work.join(format!("{tag}.stdout"));
-        let err = work.join(format!("{tag}.stderr"));
-        let child = Command::new(program)
-            .args(args)
-            .current_dir(work)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).expect("client stdout file"))
-            .stderr(std::fs::File::create(&err).expect("client stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Client {
-            name: format!("{program} {}", args.join(" ")),
-            child,
-            out,
-            err,
-            started: Instant::now(),
-        }
-    }
-
-    fn output(&self) -> String {
-        let o = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let e = std::fs::read_to_string(&self.err).unwrap_or_default();
-        format!("--- stdout\n{o}--- stderr\n{e}")
-    }
-
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            if self.started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "`{}` still running after {limit:?}; killed\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` to this client's PID only, then waits (bounded).
-    fn stop(&mut self, signal: &str) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-s", signal, &pid]).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        self.child.wait().expect("wait after SIGKILL")
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Runs a client to completion (bounded): its exit code (-1 for a signal)
 /// and its output.
 fn run(work: &Path, tag: &str, program: &str, args: &[&str]) -> (i32, String) {
-    let mut c = Client::spawn(work, tag, program, args);
+    let mut c = Proc::spawn(work, tag, program, args);
     let st = c.wait(CLIENT_LIMIT);
     (st.code().unwrap_or(-1), c.output())
 }
@@ -155,7 +58,7 @@ fn run(work: &Path, tag: &str, program: &str, args: &[&str]) -> (i32, String) {
 /// says it got at least `at_least` bytes. Fails if the client finishes
 /// first.
 fn interrupt(
-    mut c: Client,
+    mut c: Proc,
     at_least: u64,
     signal: &str,
     mut progress: impl FnMut() -> u64,
@@ -174,25 +77,6 @@ fn interrupt(
         c.output()
     );
     c.stop(signal)
-}
-
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-/// The sha256 of a file as coreutils' `sha256sum` prints it (hex).
-fn sha256sum(path: &Path) -> String {
-    require("sha256sum", "coreutils");
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sha256sum");
-    assert!(out.status.success(), "sha256sum {}", path.display());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let hex = text.split_whitespace().next().unwrap_or("").to_owned();
-    assert_eq!(hex.len(), 64, "sha256sum output {text:?}");
-    hex
 }
 
 /// Hex digits to bytes.
@@ -619,27 +503,6 @@ fn digests_are_exact_never_stale_and_survive_a_restart() {
 
 // ------------------------------------------------------ 2. aria2c verifies
 
-fn aria2_args<'a>(dir: &'a str, name: &'a str, u: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "--no-conf=true",
-        "--async-dns=false",
-        "--allow-overwrite=true",
-        "--auto-file-renaming=false",
-        "--console-log-level=warn",
-        "--summary-interval=0",
-        "--download-result=hide",
-        "--max-tries=2",
-        "--retry-wait=1",
-        "-d",
-        dir,
-        "-o",
-        name,
-    ];
-    v.extend_from_slice(extra);
-    v.push(u);
-    v
-}
-
 /// An interrupted aria2c download (one connection, throttled by aria2c's own
 /// limit, stopped with SIGTERM as a person would): the partial file and its
 /// control file.
@@ -652,7 +515,7 @@ fn interrupted_aria2c(work: &Path, name: &str, u: &str, at_least: u64) {
         &["-x", "1", "-s", "1", "--max-download-limit=1M"],
     );
     let tag = format!("aria2c-interrupted-{name}");
-    let c = Client::spawn(work, &tag, "aria2c", &args);
+    let c = Proc::spawn(work, &tag, "aria2c", &args);
     // Files under 5 MiB are not preallocated (aria2c's
     // --no-file-allocation-limit): the length on disk is its progress.
     let out = work.join(name);
@@ -1201,7 +1064,7 @@ fn pinned_links_stop_curl_wget_and_aria2c_after_a_replacement() {
         let old_hex = sha256sum(&root.path().join(p.name));
         let args = first_run_args(p, da, p.name, &url(&slow, &pin));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let c = Client::spawn(
+        let c = Proc::spawn(
             work.path(),
             &format!("{}-first", p.program),
             p.program,

@@ -19,11 +19,14 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use support::{Conn, Response, Server, TempDir, access_lines, eventually, get, pattern};
+use support::{
+    Conn, Proc, Response, Server, TempDir, access_lines, eventually, get, pattern, repo, require,
+    require_tus_js, require_tuspy,
+};
 
 const MIB: usize = 1 << 20;
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
@@ -285,89 +288,17 @@ fn assert_expires(r: &Response, max: Duration, what: &str) {
     );
 }
 
-/// Fails (never skips) when a program cannot be run.
-fn require(program: &str, package: &str) {
-    let ok = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        ok,
-        "`{program}` cannot be run: install the Debian package `{package}` (apt-get install {package}; .ci/run does this)"
-    );
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// tuspy, installed by `make tools` into `.tools/python`.
-fn require_tuspy() -> PathBuf {
-    require("python3", "python3");
-    let lib = repo().join(".tools/python");
-    assert!(
-        lib.join("tusclient").is_dir(),
-        "tuspy is not installed in {}: run `make tools` (pip install --target .tools/python -r tests/requirements.txt)",
-        lib.display()
-    );
-    lib
-}
-
-/// tus-js-client, installed by `make tools` into `tests/node_modules`.
-fn require_tus_js() {
-    require("node", "nodejs");
-    let lib = repo().join("tests/node_modules/tus-js-client");
-    assert!(
-        lib.is_dir(),
-        "tus-js-client is not installed in {}: run `make tools` (npm ci in tests/)",
-        lib.display()
-    );
-}
-
-/// A client process whose output goes to files, killed by its own PID when
-/// dropped or past its limit.
-struct Proc {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, work: &Path, tag: &str) -> Proc {
-        let out = work.join(format!("{tag}.stdout"));
-        let err = work.join(format!("{tag}.stderr"));
-        let name = format!("{cmd:?}");
-        let child = cmd
-            .current_dir(work)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out).expect("stdout file"))
-            .stderr(fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Proc {
-            name,
-            child,
-            out,
-            err,
-            started: Instant::now(),
-        }
-    }
-
-    fn stdout(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn output(&self) -> String {
-        let e = fs::read_to_string(&self.err).unwrap_or_default();
-        format!("--- stdout\n{}--- stderr\n{e}", self.stdout())
-    }
-
+/// What these tests read from the upload drivers' output.
+trait Progress {
     /// The numbers of the stdout lines `<word> N`, in order.
+    fn numbers(&self, word: &str) -> Vec<u64>;
+    /// Waits (bounded) for a successful exit.
+    fn wait_ok(&mut self);
+    /// Waits (bounded) until a stdout line `offset N` has N ≥ `at`; the last N.
+    fn wait_offset(&mut self, at: u64) -> u64;
+}
+
+impl Progress for Proc {
     fn numbers(&self, word: &str) -> Vec<u64> {
         self.stdout()
             .lines()
@@ -382,24 +313,6 @@ impl Proc {
             .collect()
     }
 
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            if self.started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "`{}` still running after {limit:?}; killed\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     fn wait_ok(&mut self) {
         let st = self.wait(CLIENT_LIMIT);
         assert!(
@@ -410,7 +323,6 @@ impl Proc {
         );
     }
 
-    /// Waits (bounded) until a stdout line `offset N` has N ≥ `at`; the last N.
     fn wait_offset(&mut self, at: u64) -> u64 {
         let start = Instant::now();
         loop {
@@ -433,21 +345,6 @@ impl Proc {
                 self.output()
             );
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGKILL to this process only; waits for it.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
@@ -1349,7 +1246,7 @@ fn tuspy(lib: &Path, work: &Path, tag: &str, endpoint: &str, file: &str, sleep: 
         .args(["--endpoint", endpoint, "--file", file, "--name", file])
         .args(["--storage", "urls.json", "--auth", "me:secret"])
         .args(["--chunk", "1048576", "--checksum", "--sleep", sleep]);
-    Proc::spawn(cmd, work, tag)
+    Proc::start(cmd, work, tag)
 }
 
 /// The path and query of an absolute URL.
@@ -1451,7 +1348,7 @@ fn tus_js_client_killed_and_resumed_by_a_new_process() {
             .args(["--endpoint", &endpoint, "--file", file, "--name", file])
             .args(["--url-file", url_file, "--auth", "me:secret"])
             .args(["--chunk", "524288", "--delay-ms", delay]);
-        Proc::spawn(cmd, work.path(), tag)
+        Proc::start(cmd, work.path(), tag)
     };
     let run = |tag: &str, delay: &str| run_file(tag, "photos.tar", "url.txt", delay);
 
@@ -1523,7 +1420,7 @@ fn curl_put_and_the_tus_recipe() {
             "%{http_code}",
         ])
         .args(args);
-        let mut p = Proc::spawn(cmd, work.path(), tag);
+        let mut p = Proc::start(cmd, work.path(), tag);
         p.wait_ok();
         p.stdout()
     };
@@ -1541,7 +1438,7 @@ fn curl_put_and_the_tus_recipe() {
     sh.arg("-c").arg(format!(
         "cat a.iso | curl -sS -f -u me:secret -o /dev/null -w '%{{http_code}}' -T - {pipe_url}"
     ));
-    let mut p = Proc::spawn(sh, work.path(), "put-pipe");
+    let mut p = Proc::start(sh, work.path(), "put-pipe");
     p.wait_ok();
     assert_eq!(p.stdout(), "201");
     assert_eq!(
@@ -1558,7 +1455,7 @@ fn curl_put_and_the_tus_recipe() {
         .args(["-u", "me:secret"])
         .env("TUS_PATCH_OPTIONS", "--limit-rate 2M --max-time 1")
         .env("TUS_ROUNDS", "20");
-    let mut p = Proc::spawn(sh, work.path(), "tus-curl");
+    let mut p = Proc::start(sh, work.path(), "tus-curl");
     p.wait_ok();
     let out = p.stdout();
     let offsets: Vec<u64> = out

@@ -28,7 +28,7 @@ mod syslog;
 mod time;
 
 pub use access::{Access, SECRET_PARAMS, format_access, push_escaped, push_url};
-pub use time::{Civil, civil, push_clf, push_rfc3339};
+pub use time::{Civil, civil, civil_from_days, push_clf, push_rfc3339};
 
 use std::cell::Cell;
 use std::fmt::{self, Write as _};

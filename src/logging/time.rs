@@ -35,15 +35,15 @@ pub fn civil(t: SystemTime) -> Civil {
         Ok(after) => (after.as_nanos() / 1_000_000) as i128,
         Err(before) => (-(before.duration().as_nanos() as i128)).div_euclid(1_000_000),
     };
-    let days = ms.div_euclid(86_400_000);
+    // |days| ≤ 2^63 / 86 400: far inside i64.
+    let days = ms.div_euclid(86_400_000) as i64;
     let ms_of_day = ms.rem_euclid(86_400_000) as u32;
     let (year, month, day) = civil_from_days(days);
     let secs = ms_of_day / 1000;
     Civil {
-        // |days| ≤ 2^63 / 86 400, so the year is far inside i64.
-        year: year as i64,
-        month: month as u8,
-        day: day as u8,
+        year,
+        month,
+        day,
         hour: (secs / 3600) as u8,
         min: (secs / 60 % 60) as u8,
         sec: (secs % 60) as u8,
@@ -53,8 +53,10 @@ pub fn civil(t: SystemTime) -> Civil {
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01,
 /// after Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>).
-fn civil_from_days(days: i128) -> (i128, i128, i128) {
+/// (<https://howardhinnant.github.io/date_algorithms.html>). Exact for every
+/// day a `SystemTime` can name (|days| < 2^47, so nothing here overflows
+/// i64). The one calendar of the crate: logs, listings and HTTP dates.
+pub fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let z = days + 719_468; // shift the epoch to 0000-03-01
     let era = z.div_euclid(146_097); // 400-year eras
     let doe = z.rem_euclid(146_097); // [0, 146096]
@@ -63,8 +65,8 @@ fn civil_from_days(days: i128) -> (i128, i128, i128) {
     let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    (year, month, day)
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as u8, day as u8)
 }
 
 /// Appends `t` as an RFC 3339 UTC timestamp with milliseconds,

@@ -10,6 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod proc;
+
+pub use proc::{
+    Proc, aria2_args, file_len, repo, require, require_tus_js, require_tuspy, sha256sum,
+};
 pub use ranged::testing::{TempDir, pattern};
 
 /// The real binary, serving a folder on 127.0.0.1 with an ephemeral port.
