@@ -77,9 +77,9 @@ cross:
 bench: tests/node_modules/.installed
 	bench/run
 
-## Bounded fuzzing of the request-head and Range parsers (FUZZ_SECONDS each).
+## Bounded fuzzing of the request-head, Range, path and chunked-body parsers (FUZZ_SECONDS each).
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --test fuzz -- --ignored --nocapture --test-threads=3
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --test fuzz -- --ignored --nocapture --test-threads=4
 
 check: lint test static
 

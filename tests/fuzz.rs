@@ -1,7 +1,7 @@
 //! Deterministic, time-bounded mutation fuzzing of the pure parsers a client can
 //! reach: request heads (`engine::scan`, `engine::parse`), `Range` values
-//! (`range::parse`, `range::resolve`, `range::evaluate`) and request targets
-//! (`fs_path::decode`).
+//! (`range::parse`, `range::resolve`, `range::evaluate`), request targets
+//! (`fs_path::decode`) and chunked request bodies (`engine::chunked`).
 //!
 //! Why in-tree rather than cargo-fuzz: cargo-fuzz (libFuzzer) needs a nightly
 //! toolchain (`-Z sanitizer=fuzzer`), which the machines this project is built
@@ -13,7 +13,7 @@
 //! variants, saturating numbers, escapes, limits) and the mutations insert the
 //! tokens these grammars turn on.
 //!
-//! * `make fuzz`: the three `#[ignore]`d targets, `FUZZ_SECONDS` (default 60)
+//! * `make fuzz`: the four `#[ignore]`d targets, `FUZZ_SECONDS` (default 60)
 //!   each, in parallel (`cargo test --release --test fuzz -- --ignored`).
 //! * `fuzz_smoke` runs each target for 2 s in `make test`, so the harness keeps
 //!   working.
@@ -21,6 +21,7 @@
 //! A failure prints the target, seed, iteration and the input (escaped), then
 //! fails the test.
 
+use ranged::engine::chunked::{ChunkError, Decoder};
 use ranged::engine::{self, MAX_HEAD, MAX_HEADERS, Scan};
 use ranged::fs_path;
 use ranged::range::{self, ByteRange, MAX_OVERLAPPING, MAX_RANGES, Outcome};
@@ -851,6 +852,193 @@ fn check_target(target: &str, tally: &mut Tally) {
 }
 
 // ---------------------------------------------------------------------------
+// Chunked request bodies.
+
+const CHUNK_TOKENS: &[&[u8]] = &[
+    b"0\r\n\r\n",
+    b"\r\n",
+    b"5\r\nhello\r\n",
+    b"0000",
+    b";",
+    b";name=value",
+    b" ;",
+    b"ffffffffffffffff",
+    b"10000000000000000",
+    b"0x5",
+    b"-1",
+    b"+5",
+    b"Trailer: x\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",
+];
+
+const CHUNK_SEEDS: &[&str] = &[
+    "0\r\n\r\n",
+    "5\r\nhello\r\n0\r\n\r\n",
+    "5;ext=1\r\nhello\r\n0\r\n\r\n",
+    "5 ; a=\"b\"\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+    "A\r\n0123456789\r\n0000\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+    "5\nhello\r\n0\r\n\r\n",
+    "5\r\nhelloX\r\n0\r\n\r\n",
+    "ffffffffffffffff\r\nabc",
+    "10000000000000000\r\n",
+    "\r\n",
+    "0\r\nTrailer: a\nb\r\n\r\n",
+];
+
+fn chunk_corpus() -> Vec<Vec<u8>> {
+    strings(CHUNK_SEEDS)
+}
+
+/// How a decode ended: the body, the bytes read (when it did not fail), and
+/// the error, if any; the same whatever pieces the input arrives in.
+#[derive(Debug, PartialEq)]
+struct Decoded {
+    body: Vec<u8>,
+    used: usize,
+    done: bool,
+    error: Option<ChunkError>,
+}
+
+/// Feeds `input` to a decoder in pieces whose lengths come from `piece`,
+/// checking each step's own contract on the way.
+fn decode_in_pieces(input: &[u8], mut piece: impl FnMut() -> usize) -> Decoded {
+    let mut d = Decoder::default();
+    let mut out = Decoded {
+        body: Vec::new(),
+        used: 0,
+        done: false,
+        error: None,
+    };
+    // Every call consumes a byte or ends the decode, so this is bounded by
+    // the input's length (plus one call per piece boundary).
+    while out.used < input.len() && !d.is_done() {
+        let end = (out.used + piece().max(1)).min(input.len());
+        let mut rest = &input[out.used..end];
+        while !rest.is_empty() && !d.is_done() {
+            match d.step(rest) {
+                Ok(step) => {
+                    assert!(step.used > 0, "a step before the end consumed nothing");
+                    assert!(
+                        step.used <= rest.len(),
+                        "a step used more than it was given"
+                    );
+                    // Body bytes are the end of what the step consumed: a
+                    // slice of the input, never framing copied elsewhere.
+                    if !step.data.is_empty() {
+                        let data_end = step.data.as_ptr_range().end;
+                        assert_eq!(data_end, rest[..step.used].as_ptr_range().end);
+                    }
+                    out.body.extend_from_slice(step.data);
+                    out.used += step.used;
+                    rest = &rest[step.used..];
+                }
+                Err(e) => {
+                    // A failing step does not say which byte it stopped at;
+                    // the body before it and the error are what must agree.
+                    out.error = Some(e);
+                    out.used = 0;
+                    return out;
+                }
+            }
+        }
+    }
+    out.done = d.is_done();
+    out
+}
+
+fn check_chunked(buf: &[u8], rng: &mut Rng, tally: &mut Tally) {
+    // Decoding never allocates: the engine hands the sink slices of its own
+    // buffer, whatever a client sends.
+    let mut d = Decoder::default();
+    let (_, bytes) = peak_alloc(|| {
+        let mut rest = buf;
+        while let Ok(step) = d.step(rest) {
+            if step.used == 0 || d.is_done() {
+                break;
+            }
+            rest = &rest[step.used..];
+        }
+    });
+    assert_eq!(bytes, 0, "the decoder allocated {bytes} bytes");
+
+    // The outcome does not depend on how the bytes are split across reads
+    // (a client controls where each TCP segment ends).
+    let whole = decode_in_pieces(buf, || usize::MAX);
+    let split = decode_in_pieces(buf, || 1 + rng.below(8));
+    let bytewise = decode_in_pieces(buf, || 1);
+    assert_eq!(whole, split, "splitting changed the outcome");
+    assert_eq!(whole, bytewise, "byte-at-a-time changed the outcome");
+    assert!(whole.body.len() <= buf.len(), "more body than input");
+    if whole.done {
+        // Anything after the last chunk is the next request's, left unread.
+        assert!(whole.used <= buf.len() && whole.body.len() < whole.used);
+    }
+    match whole.error {
+        Some(e) => tally.add(&format!("{e:?}")),
+        None if whole.done => tally.add("done"),
+        None => tally.add("wants-more"),
+    }
+    if whole.done {
+        // Re-encoding what was decoded gives a body that decodes the same.
+        let again = decode_in_pieces(&encode_chunked(&whole.body, rng), || 1 + rng.below(64));
+        assert!(
+            again.done && again.error.is_none(),
+            "re-encoded body refused"
+        );
+        assert_eq!(
+            again.body, whole.body,
+            "re-encoded body decoded differently"
+        );
+    }
+}
+
+/// A well-formed chunked encoding of `body`: random chunk sizes (hex in
+/// either case, leading zeros), sometimes extensions and trailers.
+fn encode_chunked(body: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let n = (1 + rng.below(300)).min(rest.len());
+        let size = if rng.chance(2) {
+            format!("{n:x}")
+        } else {
+            format!("00{n:X}")
+        };
+        out.extend_from_slice(size.as_bytes());
+        if rng.chance(6) {
+            out.extend_from_slice(b" ;name=\"v\t1\"");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&rest[..n]);
+        out.extend_from_slice(b"\r\n");
+        rest = &rest[n..];
+    }
+    out.extend_from_slice(b"0\r\n");
+    if rng.chance(4) {
+        out.extend_from_slice(b"X-Checksum: abc\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn gen_chunked(rng: &mut Rng, out: &mut Vec<u8>) {
+    let len = match rng.below(4) {
+        0 => 0,
+        1 => rng.below(16),
+        2 => rng.below(1024),
+        _ => rng.below(16 * 1024),
+    };
+    let body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    out.clear();
+    out.extend_from_slice(&encode_chunked(&body, rng));
+    if rng.chance(4) {
+        // What follows belongs to the next request and must stay unread.
+        out.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    }
+    out.truncate(MAX_INPUT);
+}
+
+// ---------------------------------------------------------------------------
 // Grammar-aware generators: well-formed inputs with edge-case numbers and
 // structure, so the checks past the syntax errors get exercised too.
 
@@ -1139,6 +1327,17 @@ fn paths(budget: Duration) -> u64 {
     )
 }
 
+fn chunked(budget: Duration) -> u64 {
+    drive(
+        "fuzz_chunked",
+        budget,
+        &chunk_corpus(),
+        CHUNK_TOKENS,
+        gen_chunked,
+        check_chunked,
+    )
+}
+
 #[test]
 #[ignore = "long-running: `make fuzz`"]
 fn fuzz_request_heads() {
@@ -1157,12 +1356,18 @@ fn fuzz_paths() {
     paths(fuzz_seconds());
 }
 
+#[test]
+#[ignore = "long-running: `make fuzz`"]
+fn fuzz_chunked() {
+    chunked(fuzz_seconds());
+}
+
 /// Every target for 2 s, in parallel, so `make test` keeps the harness working.
 #[test]
 fn fuzz_smoke() {
     let budget = Duration::from_secs(2);
     std::thread::scope(|s| {
-        let targets: [fn(Duration) -> u64; 3] = [heads, ranges, paths];
+        let targets: [fn(Duration) -> u64; 4] = [heads, ranges, paths, chunked];
         let runs: Vec<_> = targets
             .into_iter()
             .map(|target| s.spawn(move || target(budget)))
