@@ -12,7 +12,7 @@
 //! 5. Downloads and folder pages (`serve`), or uploads (`upload::http`).
 
 use crate::auth::{self, Ask, Need, Policy, Verdict, Who, token};
-use crate::fs_path::query_param;
+use crate::fs_path::{self, query_param};
 use crate::listing;
 use crate::message::{Action, Body, Handler, Headers, Reply, Request};
 use crate::serve::{self, FileServer, Page};
@@ -103,14 +103,16 @@ impl Handler for App {
     }
 
     fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Action {
-        let path = req.target.split(['?', '#']).next().unwrap_or("");
-        if path.starts_with("/.ranged/") {
-            return self.asset(req, h, path).into();
-        }
         let decoded = match serve::decode_target(req) {
             Ok(d) => d,
             Err(status) => return Reply::error(h, status).into(),
         };
+        // Decided on the decoded path: `//.ranged/`, `/%2eranged/` and
+        // absolute-form targets name the same thing, and none of them may
+        // reach the state folder of the same name.
+        if fs_path::is_reserved(&decoded) {
+            return self.asset(req, h, &decoded).into();
+        }
         let origin = self.cors_origin(req);
         if let Some(origin) = origin {
             h.add("Access-Control-Allow-Origin", origin);
@@ -335,7 +337,7 @@ impl App {
     ) -> Reply {
         match self.check(req, h, Need::Write, folder, token, None) {
             Ok(user) if user.is_some() || self.policy.anonymous_upload => {
-                let mut to = crate::fs_path::encode_path(folder);
+                let mut to = fs_path::encode_path(folder);
                 if let Some(t) = token {
                     to.push_str("?token=");
                     to.push_str(t);

@@ -19,8 +19,9 @@
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a request path is refused with 400.
@@ -182,12 +183,34 @@ pub fn has_dotfile(decoded: &str) -> bool {
     decoded.split('/').any(|segment| segment.starts_with('.'))
 }
 
-/// The served folder: its canonical path, and a descriptor of it that files
-/// are opened beneath.
+/// The URL namespace and default state folder name that belong to the server
+/// itself: `/.ranged/` holds the page's assets, `DIR/.ranged` unfinished
+/// uploads and the link secret.
+pub const RESERVED: &str = ".ranged";
+
+/// True if the first segment of a decoded path is [`RESERVED`], in any case:
+/// such a request never reaches the file system, whatever `--dotfiles`
+/// says. Case-insensitively because the served folder may be FAT or exFAT
+/// (a USB stick on a router), where `/.RANGED` opens `.ranged`.
+pub fn is_reserved(decoded: &str) -> bool {
+    decoded
+        .split('/')
+        .find(|s| !s.is_empty())
+        .is_some_and(|first| first.eq_ignore_ascii_case(RESERVED))
+}
+
+/// The served folder: its canonical path, a descriptor of it that files
+/// are opened beneath, and the folder inside it that is never served.
 #[derive(Debug)]
 pub struct Root {
     path: PathBuf,
     dir: File,
+    /// Device and inode of the state folder, when it lies on the root's
+    /// file system: it and the files directly in it (the state folder is
+    /// flat) are never opened through the root, by any name — a
+    /// percent-encoded dot, another case on FAT, an 8.3 alias, a symlink to
+    /// a folder.
+    fence: OnceLock<(u64, u64)>,
 }
 
 impl Root {
@@ -195,11 +218,49 @@ impl Root {
     /// checked against it when `openat2(2)` is not available.
     pub fn new(path: PathBuf) -> io::Result<Root> {
         let dir = File::open(&path)?;
-        Ok(Root { path, dir })
+        Ok(Root {
+            path,
+            dir,
+            fence: OnceLock::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Never serve the folder `meta` describes, nor the files in it (set
+    /// once, before the server starts).
+    pub fn fence(&self, meta: &Metadata) {
+        let _ = self.fence.set((meta.dev(), meta.ino()));
+    }
+
+    /// True if `meta` describes the fenced folder itself.
+    pub fn is_fence(&self, meta: &Metadata) -> bool {
+        self.fence.get() == Some(&(meta.dev(), meta.ino()))
+    }
+
+    /// True if the object opened for `decoded` is the fenced folder or lies
+    /// directly in it. Costs one `stat` of the parent folder, and only on a
+    /// fresh open (kept handles were checked when they were opened).
+    fn fenced(&self, decoded: &str, meta: &Metadata) -> bool {
+        let Some(&(dev, _)) = self.fence.get() else {
+            return false;
+        };
+        if meta.dev() != dev {
+            return false;
+        }
+        if meta.is_dir() {
+            return self.is_fence(meta);
+        }
+        let parent = decoded
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .map_or("/", |(p, _)| p);
+        // Resolved by the kernel, symlinks followed: the folder this name
+        // leads into, whatever it was called. Unknown (it changed since the
+        // open) → refused.
+        join(self, parent).is_none_or(|p| std::fs::metadata(p).map_or(true, |m| self.is_fence(&m)))
     }
 }
 
@@ -251,6 +312,10 @@ pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Ope
     if decoded.ends_with('/') && !meta.is_dir() {
         return Err(not_found());
     }
+    if root.fenced(decoded, &meta) {
+        log::warn!("{decoded}: refused, it is in the state folder");
+        return Err(not_found());
+    }
     Ok(Opened { file, meta })
 }
 
@@ -259,8 +324,9 @@ pub fn open(root: &Root, decoded: &str, follow_symlinks: bool) -> io::Result<Ope
 /// made inside its already opened parent, named through that parent's handle
 /// (`/proc/self/fd/N/name`), and then opened with the same containment rule
 /// as [`open`]: a folder swapped for a symlink that leads outside the root is
-/// never written into. `Err(NotFound)` when a folder is missing and `create`
-/// is off; `Err(AlreadyExists)` when a segment is a file.
+/// never written into; the parent of each new folder is `fsync`ed.
+/// `Err(NotFound)` when a folder is missing and `create` is off;
+/// `Err(AlreadyExists)` when a segment is a file.
 pub fn open_dir(
     root: &Root,
     decoded_dir: &str,
@@ -282,7 +348,13 @@ pub fn open_dir(
                 match made {
                     // Another request made it meanwhile: as good.
                     Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                    _ => open(root, &at, follow_symlinks),
+                    // The new folder's entry is durable before anything is
+                    // published into it: a power cut must not lose the
+                    // folder, and the acknowledged file with it.
+                    Ok(()) => dir
+                        .sync_all()
+                        .and_then(|()| open(root, &at, follow_symlinks)),
+                    Err(_) => open(root, &at, follow_symlinks),
                 }
             }
             other => other,
@@ -301,6 +373,16 @@ pub fn open_dir(
         };
     }
     Ok(dir)
+}
+
+/// `fsync`s the folder that holds `path` (a relative name's is `.`), so that
+/// a folder or file just made there survives a power cut.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 /// The decoded path as a path under the root: each non-empty segment pushed

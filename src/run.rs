@@ -144,6 +144,11 @@ fn serve(cfg: Config) -> i32 {
     } else {
         None
     };
+    // The state folder (unfinished uploads, the link secret) is never
+    // served, under any name that leads to it.
+    if let Ok(meta) = std::fs::metadata(&state_dir) {
+        root_dir.fence(&meta);
+    }
     let files = FileServer::new(Options {
         root: Arc::clone(&root_dir),
         follow_symlinks: cfg.follow_symlinks,

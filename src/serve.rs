@@ -214,6 +214,9 @@ impl FileServer {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
+            if self.opts.root.is_fence(&meta) {
+                continue; // the state folder, under whatever name
+            }
             let etag = meta.is_file().then(|| {
                 let mut buf = [0u8; validators::ETAG_MAX];
                 validators::etag_of(&mut buf, &meta).to_owned()

@@ -1937,3 +1937,101 @@ fn measured_cost_of_authentication() {
         h - f
     );
 }
+
+/// The state folder holds the link secret and everyone's unfinished uploads:
+/// no name reaches it, whatever `--dotfiles` says — not `//.ranged/`, not a
+/// percent-encoded dot, not an absolute-form target, not another case, not
+/// a symlink to it, not a `--state-dir` with a plain name inside DIR. Read,
+/// list and write are all refused, and the secret stays as it was; a real
+/// hidden file is still served, so the refusals are about the folder.
+#[test]
+fn the_state_folder_is_never_served() {
+    for custom in [false, true] {
+        let dir = TempDir::new();
+        std::fs::write(dir.path().join(".hidden"), b"dotfile").unwrap();
+        let state = dir.path().join(if custom { "state" } else { ".ranged" });
+        let state_arg = state.to_str().unwrap().to_owned();
+        let mut args = vec!["--upload", "--dotfiles", "--auth", "me:pw:rw"];
+        if custom {
+            args.extend_from_slice(&["--state-dir", &state_arg]);
+        }
+        let server = Server::start_with(dir.path(), &args);
+        let secret_path = state.join("secret");
+        let secret = std::fs::read(&secret_path).expect("uploads make the link secret");
+        std::os::unix::fs::symlink(&state, dir.path().join("door")).unwrap();
+        // An unfinished upload, so the folder holds someone's data too.
+        let auth = basic("me", "pw");
+        let made = support::raw(server.addr, &tus_create("/", "a.bin", 10, Some(&auth)));
+        assert_eq!(made.status, 201, "{}", made.body_str());
+        let name = if custom { "state" } else { ".ranged" };
+        let upper = name.to_ascii_uppercase();
+        // The first character percent-encoded: `%2eranged`, `%73tate`.
+        let encoded = format!("%{:02x}{}", name.as_bytes()[0], &name[1..]);
+        let mut reads = vec![
+            format!("/{name}/secret"),
+            format!("//{name}/secret"),
+            format!("/{encoded}/secret"),
+            format!("/{name}/"),
+            format!("/{name}/?format=json"),
+            format!("/{name}"),
+            format!("http://test/{name}/secret"),
+            "/door/secret".to_owned(),
+            "/door/".to_owned(),
+            "/door/?format=json".to_owned(),
+        ];
+        if !custom {
+            reads.push(format!("/{upper}/secret"));
+        }
+        for target in &reads {
+            for who in [None, Some(auth.as_str())] {
+                let fields: Vec<(&str, &str)> =
+                    who.map(|a| ("Authorization", a)).into_iter().collect();
+                let r = get(server.addr, target, &fields);
+                assert_eq!(r.status, 404, "GET {target} answered {}", r.status);
+                assert!(
+                    !r.body.windows(secret.len()).any(|w| w == secret.as_slice()),
+                    "GET {target} sent the secret"
+                );
+            }
+        }
+        let listing = get(server.addr, "/?format=json", &[]);
+        assert_eq!(listing.status, 200);
+        let names = listing.body_str();
+        assert!(names.contains(".hidden"), "{names}");
+        assert!(
+            !names.contains(&format!("\"{name}")) && !names.contains("\"door"),
+            "the listing shows the state folder: {names}"
+        );
+        for target in [
+            format!("//{name}/secret"),
+            format!("/{encoded}/secret"),
+            "/door/secret".to_owned(),
+            "/door/new.txt".to_owned(),
+        ] {
+            let r = support::raw(
+                server.addr,
+                &with_body("PUT", &target, &[("Authorization", &auth)], &[0u8; 32]),
+            );
+            assert!(
+                !(200..300).contains(&r.status),
+                "PUT {target} answered {}",
+                r.status
+            );
+        }
+        assert_eq!(
+            std::fs::read(&secret_path).unwrap(),
+            secret,
+            "the secret changed"
+        );
+        assert!(
+            !state.join("new.txt").exists(),
+            "a PUT wrote into the state folder"
+        );
+        // Hidden files are served with --dotfiles: only the state folder is fenced.
+        let hidden = get(server.addr, "/%2ehidden", &[]);
+        assert_eq!(
+            (hidden.status, hidden.body.as_slice()),
+            (200, &b"dotfile"[..])
+        );
+    }
+}

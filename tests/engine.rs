@@ -1,30 +1,77 @@
 //! The connection layer's promises that no request to the file server can
-//! reach: a panicking handler, and the per-connection request cap.
+//! reach: a panicking handler or body sink, a sink's refusal of a HEAD, and
+//! the per-connection request cap.
 
 mod support;
 
 use ranged::engine::{Config, Server as Engine, request_shutdown};
-use ranged::message::{Action, Body, Handler, Headers, Reply, Request};
+use ranged::message::{Abort, Action, Body, BodySink, Handler, Headers, Receive, Reply, Request};
+use std::ops::ControlFlow;
 use std::time::Duration;
 use support::{Conn, Server, TempDir};
 
-/// Answers `ok`, but panics on `/boom`.
+/// Answers `ok`, but panics on `/boom`. Takes bodies into [`Sink`].
 struct Panicky;
 
 impl Handler for Panicky {
     fn handle(&self, req: &Request<'_>, h: &mut Headers) -> Action {
         assert!(req.target != "/boom", "handler bug on purpose");
+        if req.method == "PUT" || req.target == "/refuse" {
+            let sink = Sink {
+                panics: req.target == "/boom-body",
+                refuses: req.target == "/refuse",
+                got: 0,
+            };
+            return Action::Receive(Receive {
+                sink: Box::new(sink),
+                max: 1 << 20,
+            });
+        }
         h.add("Content-Type", "text/plain; charset=utf-8");
         Reply::new(200, Body::Static("ok\n")).into()
     }
 }
 
+/// Counts a body; panics in `write` or refuses in `begin` when told to.
+struct Sink {
+    panics: bool,
+    refuses: bool,
+    got: usize,
+}
+
+impl BodySink for Sink {
+    fn begin(&mut self, h: &mut Headers) -> Result<(), Reply> {
+        if self.refuses {
+            h.add("Content-Type", "text/plain; charset=utf-8");
+            return Err(Reply::new(409, Body::Static("refused by the sink\n")));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> ControlFlow<()> {
+        assert!(!self.panics, "sink bug on purpose");
+        self.got += data.len();
+        ControlFlow::Continue(())
+    }
+
+    fn finish(self: Box<Self>, _h: &mut Headers) -> Reply {
+        Reply::new(200, Body::Bytes(format!("got {}\n", self.got).into_bytes()))
+    }
+
+    fn abort(self: Box<Self>, _why: Abort) {}
+}
+
 /// A handler panic is caught and answered with 500, and the same worker (there
-/// is only one) goes on answering — on the same connection, too.
+/// is only one) goes on answering — on the same connection, too. A sink that
+/// panics costs its connection, not the body thread: with one body thread,
+/// bodies are still received after three such panics. And a sink's answer
+/// to a HEAD goes out without its body, so the next answer on the
+/// connection is read as what it is.
 #[test]
 fn handler_panic_is_answered_500_and_the_worker_lives_on() {
     let config = Config {
         threads: 1,
+        body_threads: 1,
         ..Config::default()
     };
     let engine = Engine::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
@@ -41,6 +88,23 @@ fn handler_panic_is_answered_500_and_the_worker_lives_on() {
         assert_eq!(Conn::open(addr).request("GET", "/boom", &[]).status, 500);
         assert_eq!(Conn::open(addr).request("GET", "/x", &[]).status, 200);
     }
+
+    for _ in 0..3 {
+        let mut c = Conn::open(addr);
+        c.send(b"PUT /boom-body HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+        assert!(c.is_closed(), "a panicking sink's connection stays open");
+    }
+    let mut c = Conn::open(addr);
+    c.send(b"PUT /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    let r = c.response(false);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"got 5\n"[..]));
+
+    let mut c = Conn::open(addr);
+    c.send(b"HEAD /refuse HTTP/1.1\r\nHost: t\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.response(true);
+    assert_eq!(head.status, 409);
+    let next = c.response(false);
+    assert_eq!((next.status, next.body.as_slice()), (200, &b"ok\n"[..]));
 
     // The shutdown flag is process-wide; this test binary runs one engine.
     request_shutdown();

@@ -1122,6 +1122,34 @@ fn put_table() {
     assert_eq!(r.status, 201);
     assert_eq!(sha256_file(&dir.path().join("new/fresh.bin")), sha256(&one));
 
+    // If-Match holds when the body ends, not only when it starts: a file
+    // replaced while the body streams in is not overwritten (no lost update).
+    let etag_three = c
+        .plain("HEAD", "/new/deep/er/a.bin", &[], None)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let all = c.fields(false, &[("If-Match", &etag_three)]);
+    let req = request("PUT", "/new/deep/er/a.bin", &all, Some(&two));
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(SOON)).unwrap();
+    slow.write_all(&req[..req.len() - 1000]).unwrap();
+    assert!(
+        eventually(SOON, || state_files(dir.path(), ".put").len() == 1),
+        "the PUT was not staged"
+    );
+    let meanwhile = dir.path().join("new/deep/er/.other");
+    fs::write(&meanwhile, &one).unwrap();
+    fs::rename(&meanwhile, dir.path().join("new/deep/er/a.bin")).unwrap();
+    slow.write_all(&req[req.len() - 1000..]).unwrap();
+    let r = support::read_response(&mut std::io::BufReader::new(slow), false).unwrap();
+    assert_eq!(r.status, 412, "{}", r.body_str());
+    assert_eq!(
+        sha256_file(&dir.path().join("new/deep/er/a.bin")),
+        sha256(&one),
+        "the file replaced meanwhile was overwritten"
+    );
+
     // A chunked body (curl -T -).
     let all = c.fields(false, &[("Transfer-Encoding", "chunked")]);
     let mut req = request("PUT", "/new/deep/er/a.bin", &all, None);

@@ -121,32 +121,46 @@ impl Secret {
         Ok(Some(Secret(key)))
     }
 
-    /// Reads `dir/secret`, or makes it: 32 bytes from the kernel, written
-    /// to a file created with `O_CREAT|O_EXCL` and mode 0600 (so two starts
-    /// at once cannot both write one, and no other user can read it).
-    /// `dir` is created (mode 0700) if missing.
+    /// Reads `dir/secret`, or makes it: 32 bytes from the kernel, mode 0600,
+    /// written whole to a private temporary file, `fsync`ed, then linked to
+    /// its name — which fails if another start made it first (then that one
+    /// is read). A crash at any point leaves either no secret or a whole
+    /// one, never an empty file that would stop the next start. `dir` is
+    /// created (mode 0700) if missing, and the new entries are `fsync`ed.
     pub fn load_or_create(dir: &Path) -> io::Result<Secret> {
         if let Some(secret) = Self::load(dir)? {
             return Ok(secret);
         }
+        let made_dir = !dir.is_dir();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
         let path = dir.join(Self::FILE);
-        match OpenOptions::new()
+        let tmp = dir.join(format!("{}.{}.tmp", Self::FILE, std::process::id()));
+        let key = crate::random::bytes::<32>()?;
+        // One left by a crashed process with our pid (no live one has it).
+        let _ = fs::remove_file(&tmp);
+        let written = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let key = crate::random::bytes::<32>()?;
+            .open(&tmp)
+            .and_then(|mut file| {
                 file.write_all(&key)?;
-                file.sync_all()?;
+                file.sync_all()
+            })
+            .and_then(|()| fs::hard_link(&tmp, &path));
+        let _ = fs::remove_file(&tmp);
+        match written {
+            Ok(()) => {
+                fs::File::open(dir)?.sync_all()?;
+                if made_dir {
+                    crate::fs_path::sync_parent(dir)?;
+                }
                 Ok(Secret(key))
             }
-            // Another process made it between our read and our create.
+            // Another process made it between our read and our link.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(dir)?
                 .ok_or_else(|| io::Error::other(format!("{} vanished", path.display()))),
             Err(e) => Err(e),
@@ -544,6 +558,16 @@ mod tests {
         assert_eq!(mode(&dir.join("secret")), 0o600);
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(format!("{made:?}"), "Secret(..)");
+
+        // A crash before the link leaves a temporary file, never a short
+        // secret; the next start makes one as if nothing happened.
+        fs::remove_file(dir.join("secret")).unwrap();
+        let stale = dir.join(format!("secret.{}.tmp", std::process::id()));
+        fs::write(&stale, b"").unwrap();
+        let remade = Secret::load_or_create(&dir).unwrap();
+        assert_ne!(remade, made);
+        assert!(!stale.exists());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
 
         fs::write(dir.join("secret"), b"short").unwrap();
         let err = Secret::load(&dir).unwrap_err();

@@ -25,6 +25,7 @@ use crate::sys;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -156,7 +157,16 @@ fn body_thread(shared: Arc<Shared>) {
             pool.ended.notify_all();
             return;
         };
-        let back = receive(&shared, &mut conn, &mut buf, &mut headers);
+        // A sink that panics loses its connection, not the thread: the
+        // pool's count and the worker's inbox must stay true, or uploads
+        // would stop for good after `--max-uploads` panics.
+        let back = catch_unwind(AssertUnwindSafe(|| {
+            receive(&shared, &mut conn, &mut buf, &mut headers)
+        }))
+        .unwrap_or_else(|_| {
+            log::error!("{}: a request body's handler panicked", conn.peer);
+            false
+        });
         if back {
             shared.inboxes[home].put(conn);
         } else {
@@ -193,9 +203,13 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
         expect_continue,
         keep_alive,
         head_len,
+        head_only,
         log,
         fields,
     } = *r;
+    let answer = |conn: &mut Conn, h: &Headers, reply, keep| {
+        answer(shared, conn, h, reply, keep, head_only, log)
+    };
     let mut sink = rx.sink;
     let has_body = framing != Framing::None;
     if blocking(conn, cfg).is_err() {
@@ -207,7 +221,7 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
     if let Err(reply) = sink.begin(h) {
         // Refused before the body: with 100-continue it never comes; without,
         // the connection cannot be reused unless there was none.
-        return answer(shared, conn, h, reply, keep_alive && !has_body, log);
+        return answer(conn, h, reply, keep_alive && !has_body);
     }
     if expect_continue && has_body {
         // RFC 9110 §10.1.1: only now that the body is wanted.
@@ -266,13 +280,13 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
             h.clear();
             h.extend(&fields);
             let reply = sink.finish(h);
-            answer(shared, conn, h, reply, keep, log)
+            answer(conn, h, reply, keep)
         }
         End::Stopped => {
             h.clear();
             h.extend(&fields);
             let reply = sink.finish(h);
-            answer(shared, conn, h, reply, false, log)
+            answer(conn, h, reply, false)
         }
         End::Aborted(why) => {
             log::warn!(
@@ -290,7 +304,7 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
             h.clear();
             h.extend(&fields);
             let reply = Reply::error(h, status);
-            answer(shared, conn, h, reply, false, log)
+            answer(conn, h, reply, false)
         }
     }
 }
@@ -310,6 +324,7 @@ fn answer(
     h: &Headers,
     reply: Reply,
     keep: bool,
+    head_only: bool,
     log: conn::AccessLog,
 ) -> bool {
     if conn.stream.set_nonblocking(true).is_err() {
@@ -323,7 +338,7 @@ fn answer(
         keep,
         0,
         log,
-        false,
+        head_only,
         shared.config.rate_limit,
     );
     true
@@ -471,7 +486,16 @@ pub(super) fn hand_off(
             ctx.headers.clear();
             ctx.headers.add("Retry-After", "5");
             let reply = Reply::error(&mut ctx.headers, 503);
-            conn::respond(&mut conn, &ctx.headers, reply, false, 0, r.log, false, None);
+            conn::respond(
+                &mut conn,
+                &ctx.headers,
+                reply,
+                false,
+                0,
+                r.log,
+                r.head_only,
+                None,
+            );
             Some(conn)
         }
     }

@@ -86,6 +86,10 @@ pub(super) struct Receiving {
     /// The connection may serve another request after this one.
     pub keep_alive: bool,
     pub head_len: usize,
+    /// A HEAD request: whatever the sink answers goes out without its body
+    /// (RFC 9110 §9.3.2), or the next response on the connection would be
+    /// read from it.
+    pub head_only: bool,
     pub log: AccessLog,
     /// Header lines the handler wrote, which start the sink's answer.
     pub fields: Headers,
@@ -401,7 +405,11 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
     let action = match catch_unwind(AssertUnwindSafe(|| handler.handle(&req, &mut ctx.headers))) {
         Ok(a) => a,
         Err(_) => {
-            log::error!("{}: handler panicked on {} {}", c.peer, h.method, h.target);
+            // Through `push_url`, like every line that shows a target: a
+            // link's token must not reach the log.
+            let mut target = String::new();
+            crate::logging::push_url(&mut target, h.target.as_bytes());
+            log::error!("{}: handler panicked on {} {target}", c.peer, h.method);
             ctx.headers.clear();
             Action::Reply(Reply::error(&mut ctx.headers, 500))
         }
@@ -438,7 +446,7 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
                 rx.sink.abort(Abort::TooLarge);
                 ctx.headers.clear();
                 let reply = Reply::error(&mut ctx.headers, 413);
-                return respond(c, &ctx.headers, reply, false, 0, log, false, None);
+                return respond(c, &ctx.headers, reply, false, 0, log, head_only, None);
             }
             let mut fields = Headers::default();
             fields.extend(&ctx.headers);
@@ -448,6 +456,7 @@ fn start<H: Handler>(shared: &Shared, handler: &H, ctx: &mut Ctx, c: &mut Conn, 
                 expect_continue,
                 keep_alive: may_keep,
                 head_len,
+                head_only,
                 log,
                 fields,
             }));
@@ -511,6 +520,7 @@ pub(super) fn reject(c: &mut Conn, ctx: &mut Ctx, r: Refusal, head_len: usize) {
         (a, a + s.len())
     };
     let (method, target) = line.map_or(((0, 0), (0, 0)), |(m, t)| (span(m), span(t)));
+    let head_only = line.is_some_and(|(m, _)| m == b"HEAD");
     let log = AccessLog {
         started: Instant::now(),
         time: SystemTime::now(),
@@ -526,7 +536,7 @@ pub(super) fn reject(c: &mut Conn, ctx: &mut Ctx, r: Refusal, head_len: usize) {
     };
     ctx.headers.clear();
     let reply = Reply::error(&mut ctx.headers, r.status);
-    respond(c, &ctx.headers, reply, false, 0, log, false, None);
+    respond(c, &ctx.headers, reply, false, 0, log, head_only, None);
 }
 
 /// A response is complete: log it, consume its head, and get ready for the

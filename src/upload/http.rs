@@ -945,6 +945,16 @@ impl BodySink for PutSink {
         let (Some(staged), Some(target)) = (self.staged.take(), self.target.take()) else {
             return fail(h, false, Failure(500, "nothing was staged"));
         };
+        // Again now that the body is in: another writer may have replaced
+        // the file while it streamed, and If-Match promises not to overwrite
+        // that (a lost update). What remains is the window of one rename.
+        // (`If-None-Match: *` needs no second look: it publishes with a
+        // link that fails if the name exists.)
+        if self.if_match.is_some()
+            && let Err(f) = self.preconditions()
+        {
+            return fail(h, false, f).by(self.user.clone());
+        }
         match staged.publish(&target) {
             Ok(p) => {
                 log::info!("published {} ({} bytes, PUT)", self.decoded, p.len);

@@ -441,7 +441,9 @@ impl Store {
     ) -> io::Result<(Store, Recovery)> {
         match fs::DirBuilder::new().mode(0o700).create(state_dir) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
+            Err(_) => {}
+            // Its entry is durable before any upload is acknowledged in it.
+            Ok(()) => crate::fs_path::sync_parent(state_dir)?,
         }
         let dir_file = File::open(state_dir)?;
         let stat = dir_file.metadata()?;
