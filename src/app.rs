@@ -392,10 +392,10 @@ impl App {
         }
         h.add("ETag", &a.etag);
         h.add("Cache-Control", "no-cache");
-        if req.header("if-none-match").is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == a.etag)
-        }) {
+        if req
+            .header("if-none-match")
+            .is_some_and(|v| crate::conditional::none_match(v, &a.etag))
+        {
             return Reply::new(304, Body::Empty);
         }
         h.add("Content-Type", a.content_type);

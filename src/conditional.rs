@@ -224,6 +224,19 @@ fn list_matches(field: &str, ours: &str, eq: fn(EntityTag<'_>, &str) -> bool) ->
     }
 }
 
+/// `If-Match` (§13.1.1) against the tag of an existing file: strong
+/// comparison, `*` matches. For writers (a PUT's precondition).
+pub fn if_match(field: &str, ours: &str) -> bool {
+    list_matches(field, ours, strong_eq)
+}
+
+/// Whether `If-None-Match` (§13.1.2) names our tag: weak comparison, `*`
+/// matches — a GET then answers 304. For answers that are not files (the
+/// page's assets).
+pub fn none_match(field: &str, ours: &str) -> bool {
+    list_matches(field, ours, weak_eq)
+}
+
 /// Reads one entity-tag at the start of `s` (no leading OWS), returning it and
 /// the remaining text. `W/` is case-sensitive (§8.8.3: `%s"W/"`), and the
 /// opaque-tag is `DQUOTE *etagc DQUOTE` with etagc = %x21 / %x23-7E / obs-text.

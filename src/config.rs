@@ -222,19 +222,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Strin
             }
             "--log-level" => {
                 let v = value("LEVEL")?;
-                cfg.log_level = match v.to_ascii_lowercase().as_str() {
-                    "off" => log::LevelFilter::Off,
-                    "error" => log::LevelFilter::Error,
-                    "warn" => log::LevelFilter::Warn,
-                    "info" => log::LevelFilter::Info,
-                    "debug" => log::LevelFilter::Debug,
-                    "trace" => log::LevelFilter::Trace,
-                    _ => {
-                        return Err(format!(
-                            "--log-level: '{v}' is not one of off, error, warn, info, debug, trace"
-                        ));
-                    }
-                };
+                // `log`'s own names, in any case.
+                cfg.log_level = v.parse().map_err(|_| {
+                    format!("--log-level: '{v}' is not one of off, error, warn, info, debug, trace")
+                })?;
             }
             "-q" | "--quiet" => cfg.log_level = log::LevelFilter::Warn,
             "--log-timestamps" => cfg.log_timestamps = true,

@@ -129,7 +129,7 @@ fn decode_segment(raw: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
             let [hi, lo, after @ ..] = tail else {
                 return Err(PathError::BadEscape);
             };
-            let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) else {
+            let (Some(hi), Some(lo)) = (crate::hex::digit(*hi), crate::hex::digit(*lo)) else {
                 return Err(PathError::BadEscape);
             };
             rest = after;
@@ -152,15 +152,6 @@ fn decode_segment(raw: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
         }
     }
     Ok(())
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// The value of the first `name=value` (or bare `name`, as `""`) in the
@@ -432,7 +423,9 @@ fn open_checked(root: &Root, path: &Path) -> io::Result<File> {
     }
 }
 
-fn open_plain(path: &Path) -> io::Result<File> {
+/// Opens `path` for reading with `O_NONBLOCK`: a FIFO swapped in for a file
+/// never blocks a worker.
+pub fn open_plain(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(O_NONBLOCK)

@@ -15,6 +15,7 @@ pub mod config;
 pub mod digest;
 pub mod engine;
 pub mod fs_path;
+pub mod hex;
 pub mod listing;
 pub mod logging;
 pub mod message;

@@ -247,14 +247,16 @@ fn sort_entries(entries: &mut [Entry], sort: Sort) {
             SortKey::Size => a.size.cmp(&b.size),
             SortKey::Date => a.mtime.cmp(&b.mtime),
         };
-        let by_name = natural_cmp(&a.name, &b.name);
-        let by_name = if sort.desc && sort.key == SortKey::Name {
-            by_name.reverse()
-        } else {
-            by_name
-        };
         let by_key = if sort.desc { by_key.reverse() } else { by_key };
-        b.is_dir.cmp(&a.is_dir).then(by_key).then(by_name)
+        // Names are compared only when folder-ness and the key tie.
+        b.is_dir.cmp(&a.is_dir).then(by_key).then_with(|| {
+            let by_name = natural_cmp(&a.name, &b.name);
+            if sort.desc && sort.key == SortKey::Name {
+                by_name.reverse()
+            } else {
+                by_name
+            }
+        })
     });
 }
 

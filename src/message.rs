@@ -347,6 +347,11 @@ pub fn trim_ows(s: &str) -> &str {
     s.trim_matches([' ', '\t'])
 }
 
+/// `tchar` of RFC 9110 §5.6.2: the bytes of a token.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// [`trim_ows`] for raw bytes.
 pub fn trim_ows_bytes(v: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';

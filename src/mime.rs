@@ -288,7 +288,7 @@ pub fn parse_override(spec: &str) -> Result<(String, String), String> {
                 ));
             }
         };
-        if value.is_empty() || value.len() > 40 || !value.bytes().all(is_tchar) {
+        if value.is_empty() || value.len() > 40 || !value.bytes().all(crate::message::is_tchar) {
             return Err(bad_type());
         }
         out.push_str("; charset=");
@@ -305,11 +305,6 @@ fn restricted_name(s: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
-}
-
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
 #[cfg(test)]

@@ -88,6 +88,9 @@ fn serve(cfg: Config) -> i32 {
             Err(e) => return fail(&format!("--auth-file: {e}")),
         }
     }
+    if let Err(e) = crate::auth::accounts::check_unique(&accounts) {
+        return usage_error(&e);
+    }
     let any_account = !accounts.is_empty();
     if cfg.upload && !crate::auth::can_write_somewhere(&accounts, cfg.anonymous_upload) {
         return usage_error(

@@ -222,7 +222,7 @@ impl FileServer {
                 validators::etag_of(&mut buf, &meta).to_owned()
             });
             let digest = match &self.opts.digests {
-                Some(d) if digests && meta.is_file() => File::open(&path)
+                Some(d) if digests && meta.is_file() => fs_path::open_plain(&path)
                     .ok()
                     .and_then(|f| Some((f.metadata().ok()?, f)))
                     .and_then(|(m, f)| d.known(&f, &m))
@@ -364,10 +364,8 @@ impl FileServer {
             return;
         };
         let wants = Wants::parse(req.all("want-repr-digest"), req.all("want-digest"));
-        let Some(path) = fs_path::join(&self.opts.root, decoded) else {
-            return;
-        };
-        if let Some(d) = digests.for_response(file, meta, &path, wants) {
+        let path = || fs_path::join(&self.opts.root, decoded);
+        if let Some(d) = digests.for_response(file, meta, path, wants) {
             if wants.send_repr_digest() {
                 h.add("Repr-Digest", &digest::repr_digest_value(&d));
             }
@@ -542,6 +540,28 @@ mod tests {
         ] {
             assert_eq!(is_pin(v), pin, "{v}");
         }
+    }
+
+    /// A folder of more than `MAX_LISTING` entries is listed up to the cap:
+    /// one page never stats (and, for JSON, opens) an unbounded number of
+    /// files.
+    #[test]
+    fn listings_stop_at_the_cap() {
+        let dir = crate::testing::TempDir::new();
+        for i in 0..=MAX_LISTING {
+            std::fs::File::create(dir.path().join(format!("f{i}"))).unwrap();
+        }
+        let root = fs_path::Root::new(std::fs::canonicalize(dir.path()).unwrap()).unwrap();
+        let server = FileServer::new(Options {
+            root: Arc::new(root),
+            follow_symlinks: false,
+            dotfiles: false,
+            listing: true,
+            mime: mime::Overrides::default(),
+            digests: None,
+        });
+        let entries = server.list(dir.path(), false).unwrap();
+        assert_eq!(entries.len(), MAX_LISTING);
     }
 
     #[test]

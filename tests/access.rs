@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use support::{
-    Conn, Proc, Response, Server, TempDir, build, get, pattern, repo, require, require_tus_js,
-    require_tuspy,
+    Conn, Proc, Response, Server, TempDir, aria2_args, build, get, pattern, repo, require,
+    require_tus_js, require_tuspy,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -982,6 +982,33 @@ fn auth_file_permissions_and_bad_lines() {
             "{text:?}: {err:?} repeats a secret"
         );
     }
+
+    // A user in both the file and --auth: refused before the port is bound
+    // or anything is written into the served folder (no state folder).
+    let both = work.write("both", b"alice:Pw-8:rw\n");
+    std::fs::set_permissions(&both, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (st, _, err) = run(
+        work.path(),
+        "twice",
+        ranged(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upload",
+            "--auth",
+            "alice:Pw-9:rw",
+            "--auth-file",
+            both.to_str().unwrap(),
+            root.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("user `alice` is defined twice"), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+    assert!(
+        !root.path().join(".ranged").exists(),
+        "a refused start wrote the state folder"
+    );
 }
 
 /// A 401 takes as long for a user name that does not exist as for a wrong
@@ -1081,32 +1108,20 @@ fn private_downloads_resume_with_credentials() {
     assert_eq!(st.code(), Some(22), "curl -f without credentials must fail");
     assert!(!w.join("anon.img").exists());
 
+    let w_dir = w.to_str().unwrap();
     let aria = |extra: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "--no-conf=true",
-            "--async-dns=false",
-            "--allow-overwrite=true",
-            "--auto-file-renaming=false",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-            "--download-result=hide",
-            "--max-tries=3",
-            "--retry-wait=1",
+        let mut all = vec![
             "--file-allocation=none",
             "-x1",
             "-s1",
             "--http-user=dl",
             "--http-passwd=dl-pw",
-            "-d",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.push(w.to_str().unwrap().to_owned());
-        v.extend(["-o".to_owned(), "aria.img".to_owned()]);
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v.push(url.clone());
-        v
+        ];
+        all.extend_from_slice(extra);
+        aria2_args(w_dir, "aria.img", &url, &all)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     };
     let curl_out = w.join("curl.img");
     let wget_out = w.join("wget.img");

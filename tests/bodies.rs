@@ -481,6 +481,46 @@ fn a_slow_sink_does_not_stall_other_clients() {
     assert!(worst < Duration::from_millis(100), "a GET waited {worst:?}");
 }
 
+/// More bodies than body threads plus their queue: the one too many is
+/// answered 503 with `Retry-After` at once, its sink told `Busy`, while the
+/// others (the queued one too) are received whole once their bytes come.
+#[test]
+fn bodies_beyond_the_threads_and_queue_get_503() {
+    let _s = serial();
+    let addr = engine();
+    const LEN: usize = 3000;
+    let held: Vec<Conn> = (0..3)
+        .map(|i| {
+            let mut c = open(addr);
+            c.send(&post(
+                &format!("/slow-held{i}"),
+                &format!("Content-Length: {LEN}\r\n"),
+                &[b'h'; 100],
+            ));
+            c
+        })
+        .collect();
+    // All three are handed to a body thread or the queue before the fourth
+    // arrives (their order does not matter: all three wait for bytes).
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = open(addr);
+    extra.send(&post(
+        "/slow-extra",
+        &format!("Content-Length: {LEN}\r\n"),
+        &[],
+    ));
+    let r = extra.response(false);
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(extra.is_closed(), "the refused connection stays open");
+    assert_eq!(aborts_for("/slow-extra"), vec![Abort::Busy]);
+    for (i, mut c) in held.into_iter().enumerate() {
+        c.send(&[b'h'; LEN - 100]);
+        let r = c.response(false);
+        assert_eq!((r.status, r.body.len()), (200, LEN), "held body {i}");
+    }
+}
+
 /// Every status the server can send goes out with its reason phrase.
 #[test]
 fn statuses_carry_their_reason() {

@@ -35,10 +35,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{TempDir, access_lines, pattern};
+use support::{Logged, TempDir, access_lines, pattern};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The size the issue asks for: an upload that cannot fit one small buffer.
@@ -123,54 +123,25 @@ fn sha256(bytes: &[u8]) -> String {
 /// The real binary with a listen address of our choosing (a restart must
 /// get the port of the first run), its log captured.
 struct Ranged {
-    child: Child,
+    proc: Logged,
     port: u16,
-    log: Arc<Mutex<String>>,
 }
 
 impl Ranged {
     /// Starts ranged on 127.0.0.1:`port` (0: any) serving `root` with
     /// `args`; `Err` with its log if it exits or says nothing for 10 s.
     fn try_start(root: &Path, port: u16, args: &[&str]) -> Result<Ranged, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ranged"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--log-level")
-            .arg("debug")
-            .args(args)
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ranged");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&log);
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stderr);
-            let mut line = String::new();
-            let mut tx = Some(tx);
-            while matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
-                if let Some((_, rest)) = line.split_once("listening on http://127.0.0.1:") {
-                    let port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
-                    if let (Some(tx), Some(port)) = (tx.take(), port) {
-                        let _ = tx.send(port);
-                    }
-                }
-                sink.lock().unwrap().push_str(&line);
-                line.clear();
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(port) => Ok(Ranged { child, port, log }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(log.lock().unwrap().clone())
-            }
-        }
+        let proc = Logged::spawn(
+            Command::new(env!("CARGO_BIN_EXE_ranged"))
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--log-level")
+                .arg("debug")
+                .args(args)
+                .arg(root),
+        );
+        let port = proc.try_listening(1)?[0].port();
+        Ok(Ranged { proc, port })
     }
 
     fn start(root: &Path, args: &[&str]) -> Ranged {
@@ -198,19 +169,12 @@ impl Ranged {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.proc.log()
     }
 
     /// SIGKILL: no chance to finish a write or say goodbye.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Ranged {
-    fn drop(&mut self) {
-        self.kill();
+        self.proc.kill();
     }
 }
 

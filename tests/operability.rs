@@ -5,92 +5,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Conn, Server, TempDir, access_lines, eventually, pattern};
+use support::{Conn, Logged, Server, TempDir, access_lines, eventually, pattern};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ranged");
 
-/// A ranged this test started, with its stderr lines.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ranged");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
-                let _ = tx.send(line);
-            }
-        });
-        Proc { child, lines, log }
-    }
-
-    /// The addresses of the "listening on" lines, waiting up to 10 s for `n`.
-    fn listening(&self, n: usize) -> Vec<SocketAddr> {
-        let mut addrs = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while addrs.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no listening line; log:\n{}", self.log()));
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                addrs.push(rest.split('/').next().unwrap().parse().unwrap());
-            }
-        }
-        addrs
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status();
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `ranged ARGS` (the test names the address and the folder).
+fn start(args: &[&str]) -> Logged {
+    Logged::spawn(Command::new(BIN).args(args))
 }
 
 /// Starts a GET of `path` and reads only the head: the answer is then in
@@ -113,7 +39,7 @@ fn start_download(addr: SocketAddr, path: &str) -> TcpStream {
 fn shutdown_refuses_new_clients_and_a_second_signal_ends_the_grace() {
     let dir = TempDir::new();
     dir.write("big.bin", &pattern(4 << 20, 1));
-    let mut p = Proc::start(&[
+    let mut p = start(&[
         "--listen",
         "127.0.0.1:0",
         "--rate-limit",
@@ -155,7 +81,7 @@ fn shutdown_refuses_new_clients_and_a_second_signal_ends_the_grace() {
 fn quiet_still_prints_the_listening_line_and_settings() {
     let dir = TempDir::new();
     dir.write("f.txt", b"hi\n");
-    let p = Proc::start(&[
+    let p = start(&[
         "-q",
         "--listen",
         "127.0.0.1:0",
@@ -190,7 +116,7 @@ fn quiet_still_prints_the_listening_line_and_settings() {
 fn several_listen_addresses_all_serve() {
     let dir = TempDir::new();
     dir.write("f.txt", b"both\n");
-    let p = Proc::start(&[
+    let p = start(&[
         "--listen",
         "127.0.0.1:0",
         "--listen",
@@ -296,7 +222,7 @@ fn trace_is_more_than_debug() {
     let dir = TempDir::new();
     dir.write("f.txt", b"x");
     for (level, expect) in [("trace", true), ("debug", false)] {
-        let p = Proc::start(&[
+        let p = start(&[
             "--listen",
             "127.0.0.1:0",
             "--log-level",
@@ -365,7 +291,7 @@ fn drops_privileges_after_binding() {
     dir.write("f.txt", b"as nobody\n");
     set_mode(dir.path(), 0o755);
     set_mode(&dir.path().join("f.txt"), 0o644);
-    let p = Proc::start(&[
+    let p = start(&[
         "--listen",
         "127.0.0.1:0",
         "--user",
@@ -374,14 +300,14 @@ fn drops_privileges_after_binding() {
     ]);
     let addr = p.listening(1)[0];
     assert_eq!(support::get(addr, "/f.txt", &[]).body, b"as nobody\n");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
         uid.split_whitespace().skip(1).all(|u| u == "65534"),
         "still privileged: {uid}"
     );
     // Refusing root as the target keeps the promise "drop".
-    let mut q = Proc::start(&[
+    let mut q = start(&[
         "--listen",
         "127.0.0.1:0",
         "--user",
@@ -415,7 +341,7 @@ fn syslog_gets_the_lines() {
         .unwrap();
     let www = TempDir::new();
     www.write("f.txt", b"x");
-    let p = Proc::start(&[
+    let p = start(&[
         "--listen",
         "127.0.0.1:0",
         "--syslog-socket",
@@ -424,7 +350,7 @@ fn syslog_gets_the_lines() {
     ]);
     let addr = p.listening(1)[0];
     support::get(addr, "/f.txt", &[]);
-    let pid = p.child.id();
+    let pid = p.pid();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = [0u8; 2048];

@@ -83,6 +83,19 @@ fn request(method: &str, target: &str, fields: &[(&str, &str)], body: Option<&[u
     out
 }
 
+/// Sends `body` on `s` from another thread, 64 KiB at a time, until it is
+/// all sent or the server stops reading; the test reads the answer meanwhile.
+fn send_behind(s: &TcpStream, body: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let mut s = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for piece in body.chunks(64 * 1024) {
+            if s.write_all(piece).is_err() {
+                break;
+            }
+        }
+    })
+}
+
 /// A chunked body of `data` in pieces of `piece` bytes.
 fn chunked(data: &[u8], piece: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -1968,16 +1981,7 @@ fn full_disk_is_a_clean_507() {
     ))
     .unwrap();
     let body = chunked(&pattern(12 * MIB, 62), 256 * 1024);
-    let writer = {
-        let mut s = s.try_clone().unwrap();
-        std::thread::spawn(move || {
-            for piece in body.chunks(64 * 1024) {
-                if s.write_all(piece).is_err() {
-                    break;
-                }
-            }
-        })
-    };
+    let writer = send_behind(&s, body);
     let r = answer(&s).expect("an answer when the disk is full");
     done.store(true, Ordering::SeqCst);
     assert_refused(&r, 507, "a PATCH that fills the disk");
@@ -2020,16 +2024,7 @@ fn full_disk_is_a_clean_507() {
     ))
     .unwrap();
     let body = chunked(&pattern(12 * MIB, 63), 256 * 1024);
-    let writer = {
-        let mut s = s.try_clone().unwrap();
-        std::thread::spawn(move || {
-            for piece in body.chunks(64 * 1024) {
-                if s.write_all(piece).is_err() {
-                    break;
-                }
-            }
-        })
-    };
+    let writer = send_behind(&s, body);
     let r = answer(&s).expect("an answer to the PUT when the disk is full");
     assert_eq!(r.status, 507, "{}", r.body_str());
     drop(s);

@@ -48,6 +48,18 @@ impl Account {
     }
 }
 
+/// A user name defined twice (by `--auth` and `--auth-file` together: the
+/// file alone is checked when parsed) is refused — checked at start, before
+/// anything is bound or written.
+pub fn check_unique(accounts: &[Account]) -> Result<(), String> {
+    for (i, a) in accounts.iter().enumerate() {
+        if accounts[..i].iter().any(|b| b.user == a.user) {
+            return Err(format!("user `{}` is defined twice", a.user));
+        }
+    }
+    Ok(())
+}
+
 /// Parses one `USER:PASS[:RIGHTS]`; the error is a sentence without the
 /// line number (the caller adds where it came from).
 ///
@@ -327,8 +339,8 @@ mod tests {
     /// A file others can read loads, with a warning naming it; 0600 loads
     /// without one; a missing file is an error naming it.
     fn load_file_permissions() {
-        let dir = std::env::temp_dir().join(format!("ranged-auth-load-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::testing::TempDir::new();
+        let dir = tmp.path();
         let path = dir.join("users");
         fs::write(&path, "alice:one:rw\n").unwrap();
         for (mode, warns) in [
@@ -357,6 +369,5 @@ mod tests {
             err.contains("cannot read auth file") && err.contains("absent"),
             "{err}"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

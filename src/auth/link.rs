@@ -132,7 +132,7 @@ fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Request>, S
     let path = path.ok_or("PATH is missing (e.g. /photos/ or /incoming/)")?;
     check_path(&path)?;
     let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-    let state_dir = state_dir.unwrap_or_else(|| dir.join(".ranged"));
+    let state_dir = state_dir.unwrap_or_else(|| default_state_dir(&dir));
     Ok(Some(Request {
         rights: Rights {
             read: read || !write,
@@ -233,7 +233,7 @@ pub fn link_command<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
 /// The state folder a server serving `dir` reads the secret from, when not
 /// given: `DIR/.ranged`.
 pub fn default_state_dir(dir: &Path) -> PathBuf {
-    dir.join(".ranged")
+    dir.join(crate::fs_path::RESERVED)
 }
 
 #[cfg(test)]
@@ -375,8 +375,8 @@ mod tests {
     /// The printed URL carries the percent-encoded path and a token that
     /// verifies for it; a folder named without its slash gets one.
     fn made_links() {
-        let base = std::env::temp_dir().join(format!("ranged-link-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+        let tmp = crate::testing::TempDir::new();
+        let base = tmp.path();
         std::fs::create_dir_all(base.join("photos d'été")).unwrap();
         let secret = Secret::from_bytes([9; 32]);
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -442,23 +442,21 @@ mod tests {
 
         let far = parse(args("--expires 50000d /a")).unwrap().unwrap();
         assert!(make(&far, &secret, now).unwrap_err().contains("2106"));
-        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
     /// The whole command: URL on success with a secret file created on
     /// first use and reused after; exit 2 on bad arguments.
     fn command() {
-        let base = std::env::temp_dir().join(format!("ranged-linkcmd-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).unwrap();
+        let tmp = crate::testing::TempDir::new();
+        let base = tmp.path();
         let dir = base.to_str().unwrap();
         assert_eq!(link_command(args(&format!("--dir {dir} /"))), 0);
-        let secret = Secret::load(&default_state_dir(&base)).unwrap();
+        let secret = Secret::load(&default_state_dir(base)).unwrap();
         assert!(secret.is_some(), "secret made on first use");
         assert_eq!(link_command(args(&format!("--dir {dir} --write /in/"))), 0);
         assert_eq!(
-            Secret::load(&default_state_dir(&base)).unwrap(),
+            Secret::load(&default_state_dir(base)).unwrap(),
             secret,
             "secret reused"
         );
@@ -470,6 +468,5 @@ mod tests {
             link_command(args(&format!("--state-dir {} /", state.display()))),
             1
         );
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

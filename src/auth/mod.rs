@@ -150,11 +150,7 @@ impl Policy {
     /// `--auth-file` together: the file alone is checked when parsed), or
     /// when `/dev/urandom` cannot be read.
     pub fn new(accounts: Vec<Account>, secret: Option<Secret>) -> Result<Policy, String> {
-        for (i, a) in accounts.iter().enumerate() {
-            if accounts[..i].iter().any(|b| b.user == a.user) {
-                return Err(format!("user `{}` is defined twice", a.user));
-            }
-        }
+        accounts::check_unique(&accounts)?;
         let cache = Cache::new().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
         Ok(Policy {
             accounts,

@@ -296,12 +296,7 @@ pub fn verify(
     folder_too: bool,
     now: SystemTime,
 ) -> Result<Rights, TokenError> {
-    let opened = open(secret, token, now)?;
-    if opened.matches_path(path, folder_too) {
-        Ok(opened.rights)
-    } else {
-        Err(TokenError::NotValidHere)
-    }
+    verify_any(secret, token, Some((path, folder_too)), None, now)
 }
 
 /// Checks a token against one scope string, such as `upload:<id>`.
@@ -546,9 +541,8 @@ mod tests {
     /// The secret is made once, 0600 in a 0700 folder, and read back the same.
     fn secret_file() {
         use std::os::unix::fs::PermissionsExt;
-        let base = std::env::temp_dir().join(format!("ranged-secret-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&base);
-        let dir = base.join("state");
+        let base = crate::testing::TempDir::new();
+        let dir = base.path().join("state");
         assert_eq!(Secret::load(&dir).unwrap(), None);
         let made = Secret::load_or_create(&dir).unwrap();
         let again = Secret::load_or_create(&dir).unwrap();
@@ -573,6 +567,5 @@ mod tests {
         let err = Secret::load(&dir).unwrap_err();
         assert!(err.to_string().contains("5 bytes, not 32"), "{err}");
         assert!(Secret::load_or_create(&dir).is_err());
-        fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -264,10 +264,6 @@ impl Digests {
         Digests { shared }
     }
 
-    pub fn mode(&self) -> Mode {
-        self.shared.mode
-    }
-
     /// The SHA-256 of the version `meta` describes, if known; `meta` must be
     /// the `fstat` of `file`. The cache first, then at most one `fgetxattr`
     /// on the handle; a persisted digest of another version is ignored. No
@@ -310,18 +306,18 @@ impl Digests {
     /// the served root). Never blocks: queued unless already queued, being
     /// hashed, known, or the queue is full (then dropped and counted).
     pub fn request(&self, path: PathBuf, version: Version) {
-        self.shared.enqueue(version, || path);
+        self.shared.enqueue(version, || Some(path));
     }
 
     /// The request path in one call: [`known`](Self::known), and when unknown
     /// a [`request`](Self::request) if the mode calls for one (`Eager`: always;
-    /// `OnDemand`: when `wants` asks for SHA-256). `path` is copied only when
-    /// a job is queued.
+    /// `OnDemand`: when `wants` asks for SHA-256). `path` is called only when
+    /// a job is queued: a GET of a file whose digest is known builds no path.
     pub fn for_response(
         &self,
         file: &File,
         meta: &Metadata,
-        path: &Path,
+        path: impl FnOnce() -> Option<PathBuf>,
         wants: Wants,
     ) -> Option<[u8; 32]> {
         if let Some(d) = self.known(file, meta) {
@@ -333,8 +329,7 @@ impl Digests {
             Mode::Eager => true,
         };
         if wanted && meta.is_file() {
-            self.shared
-                .enqueue(Version::of(meta), || path.to_path_buf());
+            self.shared.enqueue(Version::of(meta), path);
         }
         None
     }
@@ -380,7 +375,7 @@ impl Drop for Digests {
 impl Shared {
     /// Queues a job for `version` unless pointless or over the bound. `path`
     /// is only built when the job is queued.
-    fn enqueue(&self, version: Version, path: impl FnOnce() -> PathBuf) {
+    fn enqueue(&self, version: Version, path: impl FnOnce() -> Option<PathBuf>) {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
@@ -395,10 +390,10 @@ impl Shared {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        queue.jobs.push_back(Job {
-            path: path(),
-            version,
-        });
+        let Some(path) = path() else {
+            return;
+        };
+        queue.jobs.push_back(Job { path, version });
         self.wake.notify_one();
     }
 
@@ -551,13 +546,10 @@ fn signed(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-/// One lowercase hex digit.
+/// One lowercase hex digit (the record is ours: `format_record` writes
+/// lowercase, anything else was not written by us).
 fn nibble(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
+    crate::hex::digit(b).filter(|_| !b.is_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -636,13 +636,19 @@ fn the_request_path_helper_follows_the_mode() {
     let asks = Wants::parse([], ["SHA-256"]);
 
     let on_demand = Digests::new(Mode::OnDemand, dir.path());
-    assert_eq!(on_demand.for_response(&f, &m, &p, Wants::NONE), None);
+    assert_eq!(
+        on_demand.for_response(&f, &m, || Some(p.clone()), Wants::NONE),
+        None
+    );
     assert!(idle(&on_demand), "nobody asked: nothing queued");
-    assert_eq!(on_demand.for_response(&f, &m, &p, asks), None);
+    assert_eq!(
+        on_demand.for_response(&f, &m, || Some(p.clone()), asks),
+        None
+    );
     assert!(!idle(&on_demand), "asked: queued");
     wait_until("hashed", || on_demand.stats().hashed == 1);
     assert_eq!(
-        on_demand.for_response(&f, &m, &p, Wants::NONE),
+        on_demand.for_response(&f, &m, || Some(p.clone()), Wants::NONE),
         Some(sha256sum(&p))
     );
 
@@ -650,7 +656,10 @@ fn the_request_path_helper_follows_the_mode() {
     wait_until("the walk ends", || !eager.stats().walking && idle(&eager));
     let q = dir.write("new", b"new file");
     let (fq, mq) = open(&q);
-    assert_eq!(eager.for_response(&fq, &mq, &q, Wants::NONE), None);
+    assert_eq!(
+        eager.for_response(&fq, &mq, || Some(q.clone()), Wants::NONE),
+        None
+    );
     assert!(!idle(&eager), "eager: queued without being asked");
 }
 
@@ -665,7 +674,7 @@ fn off_does_nothing_at_all() {
     assert_eq!(off.known(&f, &m), None, "not even the xattr is read");
     off.request(p.clone(), Version::of(&m));
     let asks = Wants::parse(["sha-256=9"], ["SHA-256"]);
-    assert_eq!(off.for_response(&f, &m, &p, asks), None);
+    assert_eq!(off.for_response(&f, &m, || Some(p.clone()), asks), None);
     off.remember(&f, &m, [0; 32]);
     assert_eq!(off.known(&f, &m), None);
     assert_eq!(
@@ -744,4 +753,55 @@ fn throughput() {
             );
         }
     }
+}
+
+/// The cache holds at most `CACHE_MAX` digests, whatever is served: the
+/// newest is kept, one older entry goes.
+#[test]
+fn the_cache_is_bounded() {
+    let dir = TempDir::new("bounded");
+    let d = Digests::new(Mode::OnDemand, dir.path());
+    let version = |ino: u64| Version {
+        dev: 1,
+        ino,
+        size: 1,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
+    let mut known = lock(&d.shared.known);
+    for ino in 0..=CACHE_MAX as u64 {
+        known.insert(version(ino), (0, 0), [7; 32]);
+    }
+    assert_eq!(known.map.len(), CACHE_MAX);
+    assert!(known.map.contains_key(&version(CACHE_MAX as u64)));
+}
+
+/// A device that cannot hold the xattr is remembered (at most
+/// `NO_XATTR_DEVICES_MAX` of them) and its files' xattrs are not read
+/// again: a valid record there goes unread.
+#[test]
+fn devices_without_xattrs_are_remembered_and_bounded() {
+    let dir = TempDir::new("noxattr");
+    let p = dir.write("f", b"data");
+    let (f, m) = open(&p);
+    let (record, len) = format_record(&Version::of(&m), &sha256sum(&p));
+    sys::set_xattr(f.as_raw_fd(), XATTR_NAME, &record[..len]).unwrap();
+    let d = Digests::new(Mode::OnDemand, dir.path());
+    let unsupported = io::Error::from_raw_os_error(95); // EOPNOTSUPP
+    d.shared.no_xattr(m.dev(), &unsupported);
+    assert_eq!(
+        d.known(&f, &m),
+        None,
+        "the xattr was read on a no-xattr device"
+    );
+    for dev in 1..=NO_XATTR_DEVICES_MAX as u64 + 1 {
+        d.shared.no_xattr(m.dev() ^ (dev << 32), &unsupported);
+    }
+    assert_eq!(lock(&d.shared.known).no_xattr.len(), NO_XATTR_DEVICES_MAX);
+    let other = Digests::new(Mode::OnDemand, dir.path());
+    assert_eq!(
+        other.known(&f, &m),
+        Some(sha256sum(&p)),
+        "the record is valid"
+    );
 }

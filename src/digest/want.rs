@@ -296,7 +296,7 @@ impl<'a> Parser<'a> {
             Some(b'A'..=b'Z' | b'a'..=b'z' | b'*') => {
                 self.i += 1;
                 while let Some(b) = self.peek() {
-                    if !(is_tchar(b) || b == b':' || b == b'/') {
+                    if !(crate::message::is_tchar(b) || b == b':' || b == b'/') {
                         break;
                     }
                     self.i += 1;
@@ -422,11 +422,6 @@ impl<'a> Parser<'a> {
             }
         }
     }
-}
-
-/// `tchar` of RFC 9110 §5.6.2.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

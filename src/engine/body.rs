@@ -276,17 +276,13 @@ fn receive(shared: &Shared, conn: &mut Conn, buf: &mut [u8], h: &mut Headers) ->
         }
     }
     match end {
-        End::Complete => {
+        // A sink that stopped early leaves body bytes unread: the
+        // connection cannot go on.
+        End::Complete | End::Stopped => {
             h.clear();
             h.extend(&fields);
             let reply = sink.finish(h);
-            answer(conn, h, reply, keep)
-        }
-        End::Stopped => {
-            h.clear();
-            h.extend(&fields);
-            let reply = sink.finish(h);
-            answer(conn, h, reply, false)
+            answer(conn, h, reply, keep && matches!(end, End::Complete))
         }
         End::Aborted(why) => {
             log::warn!(

@@ -160,7 +160,7 @@ impl Decoder {
             }
         }
         Ok(match self.state {
-            State::Size { value, digits } => match (hex(b), b) {
+            State::Size { value, digits } => match (crate::hex::digit(b), b) {
                 (Some(d), _) => {
                     // Leading zeros are fine (`0000` is a last chunk);
                     // significant digits beyond 16 are not.
@@ -224,15 +224,6 @@ impl Decoder {
             },
             State::Data { .. } | State::Done => unreachable!("handled by step"),
         })
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

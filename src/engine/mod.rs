@@ -199,13 +199,11 @@ impl Inbox {
         let _ = (&self.wake_tx).write(&[1]);
     }
 
-    fn take(&self, into: &mut Vec<conn::Conn>) -> usize {
+    fn take(&self, into: &mut Vec<conn::Conn>) {
         let mut buf = [0u8; 64];
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        let n = conns.len();
         into.append(&mut conns);
-        n
     }
 
     fn settled(&self) -> bool {

@@ -468,7 +468,7 @@ impl TotalRate {
 
 thread_local! {
     /// The `Date` value, formatted once per second per thread.
-    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
 }
 
 /// Calls `f` with the current IMF-fixdate (RFC 9110 §5.6.7).
@@ -482,14 +482,14 @@ pub(super) fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
         if d.0 != secs {
             // The clock of a running host is within 1970..9999; should it not
             // be (a board without RTC before NTP), the epoch is a better Date
-            // than a panic outside the handler's catch_unwind.
-            let date = crate::validators::http_date(now)
-                .unwrap_or_else(|| httpdate::HttpDate::from(SystemTime::UNIX_EPOCH));
-            d.1.clear();
-            let _ = std::fmt::Write::write_fmt(&mut d.1, format_args!("{date}"));
-            d.0 = secs;
+            // than none.
+            let mut buf = [0u8; 29];
+            if crate::validators::imf_fixdate_into(&mut buf, now).is_none() {
+                crate::validators::imf_fixdate_into(&mut buf, SystemTime::UNIX_EPOCH);
+            }
+            *d = (secs, buf);
         }
-        f(&d.1)
+        f(std::str::from_utf8(&d.1).unwrap_or_default())
     })
 }
 

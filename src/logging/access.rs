@@ -12,6 +12,7 @@
 //! of secret query parameters never reach the log (see [`SECRET_PARAMS`]).
 
 use super::time::push_clf;
+use crate::hex;
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -161,9 +162,9 @@ fn is_secret(name: &[u8]) -> bool {
     let mut i = 0;
     while i < name.len() {
         let b = match (name[i], name.get(i + 1..i + 3)) {
-            (b'%', Some(&[h, l])) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+            (b'%', Some(&[h, l])) if let (Some(h), Some(l)) = (hex::digit(h), hex::digit(l)) => {
                 i += 3;
-                hex(h) << 4 | hex(l)
+                h << 4 | l
             }
             (b, _) => {
                 i += 1;
@@ -179,13 +180,6 @@ fn is_secret(name: &[u8]) -> bool {
     SECRET_PARAMS
         .iter()
         .any(|s| s.as_bytes().eq_ignore_ascii_case(&buf[..len]))
-}
-
-fn hex(d: u8) -> u8 {
-    match d {
-        b'0'..=b'9' => d - b'0',
-        _ => (d | 0x20) - b'a' + 10,
-    }
 }
 
 #[cfg(test)]

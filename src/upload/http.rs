@@ -608,11 +608,9 @@ struct CreateSink {
 impl BodySink for CreateSink {
     fn begin(&mut self, h: &mut Headers) -> Result<(), Reply> {
         let new = self.new.take().expect("begun once");
+        // The folder was checked by `create`; publishing opens it again and
+        // answers 409 should it have gone meanwhile.
         let folder = new.target.clone();
-        // The folder must exist: the creation URL names it.
-        if let Err(f) = self.up.target(&folder, &new.name, false, false) {
-            return Err(fail(h, true, f).by(self.user.clone()));
-        }
         let info = match self.up.store.create(new) {
             Ok(i) => i,
             Err(e) => return Err(fail(h, true, create_failure(e)).by(self.user.clone())),
@@ -875,16 +873,10 @@ impl PutSink {
         }
         let current = current.filter(|o| o.meta.is_file());
         if let Some(list) = &self.if_match {
-            let ok = match &current {
-                None => false,
-                Some(_) if list.trim() == "*" => true,
-                Some(o) => {
-                    let mut buf = [0u8; crate::validators::ETAG_MAX];
-                    let etag = crate::validators::etag_of(&mut buf, &o.meta);
-                    // Strong comparison (§8.8.3.2): a weak tag never matches.
-                    list.split(',').any(|t| t.trim() == etag)
-                }
-            };
+            let ok = current.as_ref().is_some_and(|o| {
+                let mut buf = [0u8; crate::validators::ETAG_MAX];
+                crate::conditional::if_match(list, crate::validators::etag_of(&mut buf, &o.meta))
+            });
             if !ok {
                 return Err(Failure(412, "If-Match does not match the file as it is"));
             }
@@ -1056,13 +1048,10 @@ fn publish_failure(e: PublishError, name: &str) -> Failure {
         PublishError::Exists => Failure(412, "If-None-Match: * and the file exists"),
         PublishError::IsDirectory => Failure(409, "a folder of that name exists"),
         PublishError::Cancelled => Failure(409, "a newer request took the upload over"),
+        PublishError::NoSpace => Failure(507, "the disk is full"),
         PublishError::Io(e) => {
             log::warn!("publishing {name}: {e}");
-            if e.kind() == std::io::ErrorKind::StorageFull {
-                Failure(507, "the disk is full")
-            } else {
-                Failure(500, "the file could not be published")
-            }
+            Failure(500, "the file could not be published")
         }
     }
 }

@@ -33,6 +33,8 @@
 //! Decoding is strict: the version line first, every key exactly once, no
 //! unknown key. A file that does not decode is not ours to guess about.
 
+use crate::hex;
+
 /// Whether the upload still has its bytes in the state folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -75,7 +77,7 @@ const KEYS: [&str; 12] = [
 impl Meta {
     pub fn encode(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("-".to_owned(), |n| n.to_string());
-        let hex_or_dash = |v: Option<&[u8]>| v.map_or("-".to_owned(), hex);
+        let hex_or_dash = |v: Option<&[u8]>| v.map_or("-".to_owned(), hex::encode);
         let state = match self.state {
             State::Open => "open",
             State::Published => "published",
@@ -151,7 +153,7 @@ impl Meta {
         let opt_hex = |v: Option<&str>| -> Option<Option<Vec<u8>>> {
             match v? {
                 "-" => Some(None),
-                other => unhex(other).map(Some),
+                other => hex::decode(other).map(Some),
             }
         };
         let meta = Meta {
@@ -189,7 +191,7 @@ fn escape(s: &str) -> String {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push_str(&hex(&[b]).to_ascii_uppercase());
+            out.push_str(&hex::encode(&[b]).to_ascii_uppercase());
         }
     }
     out
@@ -212,29 +214,6 @@ fn unescape(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
-}
-
-/// Inverse of [`hex`] (either case); `None` for odd lengths or non-hex.
-pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    text.as_bytes()
-        .chunks_exact(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
 }
 
 #[cfg(test)]
@@ -313,7 +292,7 @@ mod tests {
             ("cut escape", good.replace("a%20b%7F.txt", "a%2")),
             ("raw space", good.replace("a%20b", "a b")),
             ("escaped non-UTF-8", good.replace("%C3%BC", "%C3")),
-            ("short sha256", good.replace(&hex(&[7; 32]), "0707")),
+            ("short sha256", good.replace(&hex::encode(&[7; 32]), "0707")),
             ("odd hash", good.replace("0001feff", "0001fef")),
             ("truncated", good[..good.len() / 2].to_owned()),
         ];

@@ -46,7 +46,7 @@
 //! writer's own state has its own mutex; when both are needed, the writer's is
 //! taken first.
 
-use super::meta::{self, Meta, State};
+use super::meta::{Meta, State};
 use crate::digest::Version;
 use sha2::Digest;
 use sha2::Sha256;
@@ -115,13 +115,13 @@ impl UploadId {
         if text.len() != 32 || text.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        meta::unhex(text)?.try_into().ok().map(UploadId)
+        crate::hex::decode(text)?.try_into().ok().map(UploadId)
     }
 }
 
 impl fmt::Display for UploadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&meta::hex(&self.0))
+        f.write_str(&crate::hex::encode(&self.0))
     }
 }
 
@@ -267,6 +267,8 @@ pub enum PublishError {
     IsDirectory,
     /// The writer was taken over before publishing.
     Cancelled,
+    /// The disk or the quota is full (`ENOSPC`, `EDQUOT`): 507.
+    NoSpace,
     Io(io::Error),
 }
 
@@ -300,7 +302,7 @@ impl From<WriteError> for PublishError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Io(e) => PublishError::Io(e),
-            WriteError::NoSpace => PublishError::Io(io::ErrorKind::StorageFull.into()),
+            WriteError::NoSpace => PublishError::NoSpace,
             WriteError::Cancelled => PublishError::Cancelled,
             WriteError::PastLength | WriteError::Length => PublishError::Incomplete,
         }
@@ -309,7 +311,11 @@ impl From<WriteError> for PublishError {
 
 impl From<io::Error> for PublishError {
     fn from(e: io::Error) -> Self {
-        PublishError::Io(e)
+        if is_no_space(&e) {
+            PublishError::NoSpace
+        } else {
+            PublishError::Io(e)
+        }
     }
 }
 
@@ -480,11 +486,6 @@ impl Store {
         };
         let recovery = store.recover(unix_now())?;
         Ok((store, recovery))
-    }
-
-    /// The settings given to [`Store::open`].
-    pub fn settings(&self) -> Settings {
-        self.settings
     }
 
     /// Creates an upload: its empty data file and its meta file, durably.
@@ -1638,25 +1639,20 @@ fn lock_bounded<T>(m: &Mutex<T>, bound: Duration) -> Option<MutexGuard<'_, T>> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::sync::atomic::AtomicUsize;
 
     /// A served root under /tmp with `in/` as the upload folder and `.state/`
     /// as the state folder; removed on drop.
     struct Fixture {
         root: PathBuf,
+        _dir: crate::testing::TempDir,
     }
 
     impl Fixture {
         fn new() -> Fixture {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let root = std::env::temp_dir().join(format!(
-                "ranged-upload-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&root);
+            let dir = crate::testing::TempDir::new();
+            let root = dir.path().to_path_buf();
             fs::create_dir_all(root.join("in")).unwrap();
-            Fixture { root }
+            Fixture { root, _dir: dir }
         }
 
         fn state(&self) -> PathBuf {
@@ -1690,12 +1686,6 @@ mod tests {
                 .collect();
             names.sort();
             names
-        }
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.root);
         }
     }
 

@@ -15,6 +15,7 @@
 //! 4. Responses: [`TUS_VERSION`], [`TUS_EXTENSIONS`], [`CHECKSUM_ALGORITHMS`],
 //!    and [`upload_expires`] for `Upload-Expires`.
 
+use crate::message::trim_ows;
 use sha2::Digest;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -413,7 +414,7 @@ pub fn metadata_checksum(meta: &Metadata) -> Result<Option<[u8; 32]>, Refusal> {
     }
     let digest = trim_ows(digest);
     let bytes = if digest.len() == 64 {
-        decode_hex32(digest)
+        crate::hex::decode(digest).and_then(|b| b.try_into().ok())
     } else {
         decode_sha256_base64(digest)
     };
@@ -448,10 +449,6 @@ pub fn upload_expires(unix_secs: u64) -> Option<httpdate::HttpDate> {
 /// Seconds since the Unix epoch of `t`, 0 before it.
 pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn trim_ows(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
 }
 
 /// RFC 9651 §3.1.2 `key`.
@@ -511,19 +508,6 @@ fn decode_sha256_base64(encoded: &str) -> Option<[u8; 32]> {
     decode_padding_optional(encoded)?.try_into().ok()
 }
 
-fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
-    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,7 +519,10 @@ mod tests {
     const ABC_SHA1_B64: &str = "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=";
 
     fn abc_sha256() -> [u8; 32] {
-        decode_hex32(ABC_SHA256_HEX).unwrap()
+        crate::hex::decode(ABC_SHA256_HEX)
+            .unwrap()
+            .try_into()
+            .unwrap()
     }
 
     #[test]

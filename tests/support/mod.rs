@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,110 @@ pub use proc::{
 };
 pub use ranged::testing::{TempDir, pattern};
 
+/// A ranged process a test started: stdin and stdout closed, each stderr
+/// line kept in the log and sent on `lines` until the process ends (so it
+/// never blocks on a full pipe). Killed and reaped when dropped.
+pub struct Logged {
+    child: Child,
+    pub lines: Receiver<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Logged {
+    pub fn spawn(cmd: &mut Command) -> Logged {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ranged");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, lines) = channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        Logged { child, lines, log }
+    }
+
+    /// The addresses of the first `n` "listening on" lines, waiting up to
+    /// 10 s; `Err` with the log if the process says nothing or ends first.
+    pub fn try_listening(&self, n: usize) -> Result<Vec<SocketAddr>, String> {
+        let mut addrs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while addrs.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                return Err(self.log());
+            };
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                addrs.push(rest.split('/').next().unwrap().parse().unwrap());
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// Like [`Logged::try_listening`], failing the test with the log.
+    pub fn listening(&self, n: usize) -> Vec<SocketAddr> {
+        self.try_listening(n)
+            .unwrap_or_else(|log| panic!("ranged did not start:\n{log}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `sig` (`-TERM`, `-HUP` …) by PID: only the process this test
+    /// started.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status();
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// SIGKILL: no chance to finish a write or say goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The real binary, serving a folder on 127.0.0.1 with an ephemeral port.
 pub struct Server {
-    child: Child,
+    proc: Logged,
     pub addr: SocketAddr,
-    log: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -44,49 +144,19 @@ impl Server {
             .arg("--log-level")
             .arg("debug")
             .args(args)
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn ranged");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stderr);
-            let mut line = String::new();
-            let mut tx = Some(tx);
-            loop {
-                line.clear();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                if let Some(i) = line.find("listening on http://") {
-                    let rest = &line[i + "listening on http://".len()..];
-                    let addr = rest.split('/').next().unwrap_or("").to_owned();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-                sink.lock().unwrap().push_str(&line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("ranged did not start: {}", log.lock().unwrap()));
-        let addr: SocketAddr = addr.parse().expect("listen address");
-        Server { child, addr, log }
+            .arg(root);
+        let proc = Logged::spawn(&mut cmd);
+        let addr = proc.listening(1)[0];
+        Server { proc, addr }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid()
     }
 
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.proc.log()
     }
 
     /// Threads of the server process.
@@ -131,22 +201,12 @@ impl Server {
 
     /// Sends SIGTERM (by PID: only the process this test started).
     pub fn terminate(&self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
+        self.proc.signal("-TERM");
     }
 
     /// Waits up to `limit` for the process to exit; its exit code if it did.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.proc.wait_exit(limit)
     }
 
     /// A plain GET on a fresh connection: proves the server still serves.
@@ -159,13 +219,6 @@ impl Server {
             self.log()
         );
         assert_eq!(r.body, expected, "wrong body for {path}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
